@@ -1,0 +1,242 @@
+//! Raw messaging: tagged byte payloads, the reusable buffers, and the
+//! bincode codec that the typed API uses.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use bincode::Options;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use troupe_abi::{err, info, val};
+
+use crate::error::unexpected;
+use crate::{sys, Pid, ReceiveError, SendError};
+
+/// Size the receive buffer starts at: typical messages fit, so a waiting
+/// message costs one host call.
+const INITIAL_BUFFER: usize = 1024;
+/// A buffer grown past this by one big message is freed after use rather
+/// than kept for the life of the process.
+const KEEP_BUFFER_UP_TO: usize = 1 << 20;
+
+thread_local! {
+    // Taken out while in use (so a nested use, which should not happen,
+    // would allocate rather than panic) and put back afterwards.
+    static RECEIVE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    static SEND_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A message taken from the mailbox with its tag and sender, payload as bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawMessage {
+    /// The tag its sender chose (see [`troupe_abi::tag`]).
+    pub tag: u64,
+    /// The sender's pid (for [`troupe_abi::tag::SPAWN_ARG`]: the parent).
+    pub from: Pid,
+    /// The payload.
+    pub data: Vec<u8>,
+}
+
+/// The bincode 1.3 configuration of Troupe payloads: little-endian,
+/// fixed-width integers, `u64` lengths (the layout of `bincode::serialize`),
+/// and a payload must be consumed entirely when decoded.
+pub(crate) fn codec() -> impl Options + Copy {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .reject_trailing_bytes()
+}
+
+/// Encodes `value` as a Troupe payload (bincode 1.3).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(&mut out, value);
+    out
+}
+
+fn encode_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    if let Err(e) = codec().serialize_into(out, value) {
+        panic!(
+            "troupe: cannot encode a {} as a message: {e}",
+            std::any::type_name::<T>()
+        )
+    }
+}
+
+/// Decodes a Troupe payload (bincode 1.3); the whole payload must be used.
+pub fn decode<T: DeserializeOwned>(data: &[u8]) -> Result<T, String> {
+    codec().deserialize(data).map_err(|e| e.to_string())
+}
+
+/// The `timeout_ns` argument of `receive` for an optional timeout:
+/// `None` waits forever; durations beyond `i64::MAX` ns (292 years) saturate.
+pub(crate) fn timeout_ns(timeout: Option<Duration>) -> i64 {
+    match timeout {
+        None => val::TIMEOUT_FOREVER,
+        Some(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Sends `data` with `tag` to `pid`. Never blocks.
+///
+/// Typed code uses [`Process::send`](crate::Process::send) instead; this is
+/// for protocols of your own (for example answering with a custom tag that
+/// the receiver selects on with [`receive_tagged`]).
+pub fn send_tagged(pid: Pid, tag: u64, data: &[u8]) -> Result<(), SendError> {
+    let rc = unsafe {
+        sys::send(
+            pid.0 as i64,
+            tag as i64,
+            sys::ptr(data.as_ptr()),
+            sys::len(data.len()),
+        )
+    };
+    match rc {
+        err::OK => Ok(()),
+        err::NO_PROCESS => Err(SendError::NoProcess(pid)),
+        code => unexpected("send", code),
+    }
+}
+
+/// Encodes `value` into the reusable send buffer and sends it.
+pub(crate) fn send_value<T: Serialize + ?Sized>(
+    pid: Pid,
+    tag: u64,
+    value: &T,
+) -> Result<(), SendError> {
+    let mut buf = SEND_BUFFER.take();
+    buf.clear();
+    encode_into(&mut buf, value);
+    let result = send_tagged(pid, tag, &buf);
+    if buf.capacity() <= KEEP_BUFFER_UP_TO {
+        SEND_BUFFER.set(buf);
+    }
+    result
+}
+
+/// Takes the oldest message whose tag is in `tags` (any tag if `tags` is
+/// empty), waiting up to `timeout_ns`, and calls `f(tag, sender, payload)`
+/// on it while it is still in the reusable receive buffer.
+pub(crate) fn receive_with<T>(
+    tags: &[u64],
+    timeout_ns: i64,
+    f: impl FnOnce(u64, Pid, &[u8]) -> T,
+) -> Result<T, ReceiveError> {
+    let mut buf = RECEIVE_BUFFER.take();
+    if buf.len() < INITIAL_BUFFER {
+        buf.resize(INITIAL_BUFFER, 0);
+    }
+    let mut record = [0u8; info::SIZE];
+    let rc = unsafe {
+        sys::receive(
+            sys::ptr(tags.as_ptr()),
+            sys::len(tags.len()),
+            timeout_ns,
+            sys::ptr_mut(buf.as_mut_ptr()),
+            sys::len(buf.len()),
+            sys::ptr_mut(record.as_mut_ptr()),
+        )
+    };
+    let (tag, from, len) = parse_info(&record);
+    match rc {
+        err::OK => {}
+        err::BUFFER_TOO_SMALL => {
+            buf.resize(len, 0);
+            let rc = unsafe { sys::read(sys::ptr_mut(buf.as_mut_ptr()), sys::len(len)) };
+            if rc != err::OK {
+                unexpected("read", rc);
+            }
+        }
+        err::TIMEOUT => {
+            RECEIVE_BUFFER.set(buf);
+            return Err(ReceiveError::Timeout);
+        }
+        code => unexpected("receive", code),
+    }
+    let result = f(tag, from, &buf[..len]);
+    if buf.len() <= KEEP_BUFFER_UP_TO {
+        RECEIVE_BUFFER.set(buf);
+    }
+    Ok(result)
+}
+
+/// Reads the info record `receive` writes: (tag, sender, payload length).
+fn parse_info(record: &[u8; info::SIZE]) -> (u64, Pid, usize) {
+    let u64_at = |at: usize| u64::from_le_bytes(record[at..at + 8].try_into().unwrap());
+    let len = u32::from_le_bytes(record[info::LEN..info::LEN + 4].try_into().unwrap());
+    (u64_at(info::TAG), Pid(u64_at(info::SENDER)), len as usize)
+}
+
+/// Takes the oldest message whose tag is one of `tags` (any tag if `tags` is
+/// empty; messages with other tags stay queued, in order), waiting at most
+/// `timeout` (`None`: forever, `Some(Duration::ZERO)`: do not wait).
+///
+/// This is Erlang's selective receive on tags. The only error is
+/// [`ReceiveError::Timeout`].
+pub fn receive_tagged(tags: &[u64], timeout: Option<Duration>) -> Result<RawMessage, ReceiveError> {
+    receive_with(tags, timeout_ns(timeout), |tag, from, data| RawMessage {
+        tag,
+        from,
+        data: data.to_vec(),
+    })
+}
+
+/// Receives the oldest message with tag `tag` and decodes it as `T`.
+pub(crate) fn receive_decoded<T: DeserializeOwned>(
+    tag: u64,
+    timeout: Option<Duration>,
+) -> Result<(Pid, T), ReceiveError> {
+    receive_with(&[tag], timeout_ns(timeout), |_, from, data| {
+        decode(data)
+            .map(|value| (from, value))
+            .map_err(|error| ReceiveError::Malformed { from, error })
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[test]
+    fn codec_is_bincode_fixint_little_endian() {
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct S {
+            a: u32,
+            b: String,
+        }
+        let s = S {
+            a: 0x0102_0304,
+            b: "hi".into(),
+        };
+        let bytes = encode(&s);
+        assert_eq!(bytes, [4, 3, 2, 1, 2, 0, 0, 0, 0, 0, 0, 0, b'h', b'i']);
+        // Same bytes as the plain bincode 1.3 API (what other SDKs mirror).
+        assert_eq!(bytes, bincode::serialize(&s).unwrap());
+        assert_eq!(decode::<S>(&bytes).unwrap(), s);
+    }
+
+    #[test]
+    fn decode_rejects_trailing_and_short_payloads() {
+        assert!(decode::<u32>(&[1, 0, 0, 0, 9]).is_err());
+        assert!(decode::<u32>(&[1, 0, 0]).is_err());
+        assert_eq!(decode::<u32>(&[1, 0, 0, 0]), Ok(1));
+    }
+
+    #[test]
+    fn timeouts_map_to_nanoseconds() {
+        assert_eq!(timeout_ns(None), val::TIMEOUT_FOREVER);
+        assert_eq!(timeout_ns(Some(Duration::ZERO)), 0);
+        assert_eq!(timeout_ns(Some(Duration::from_millis(1500))), 1_500_000_000);
+        assert_eq!(timeout_ns(Some(Duration::MAX)), i64::MAX);
+    }
+
+    #[test]
+    fn info_record_is_parsed_at_abi_offsets() {
+        let mut record = [0u8; info::SIZE];
+        record[info::TAG..info::TAG + 8].copy_from_slice(&7u64.to_le_bytes());
+        record[info::SENDER..info::SENDER + 8].copy_from_slice(&42u64.to_le_bytes());
+        record[info::LEN..info::LEN + 4].copy_from_slice(&300u32.to_le_bytes());
+        assert_eq!(parse_info(&record), (7, Pid(42), 300));
+    }
+}

@@ -1,0 +1,170 @@
+//! Troupe's host functions: the guest ABI described in `host-api/SPEC.md`.
+//!
+//! One module per ABI namespace ([`process`], [`message`]), each with its own
+//! `register` into a [`wasmtime::Linker`]. The host functions are generic over
+//! [`ProcessCtx`]: the per-process state that the VM (crate `troupe-vm`) keeps
+//! in each `Store` implements it, so this crate holds the ABI (argument
+//! decoding, memory checks, error codes) and the VM holds the runtime
+//! (mailboxes, the process table, spawning).
+//!
+//! ```no_run
+//! # fn demo<T: troupe_host_api::ProcessCtx>(engine: &wasmtime::Engine) -> wasmtime::Result<()> {
+//! let mut linker = wasmtime::Linker::<T>::new(engine);
+//! troupe_host_api::register(&mut linker)?;
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use troupe_abi as abi;
+
+pub mod memory;
+pub mod message;
+pub mod process;
+
+/// A message in a mailbox: a tag chosen by the sender, the sender's pid and
+/// the payload bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub tag: u64,
+    pub sender: u64,
+    pub data: Vec<u8>,
+}
+
+/// Which tags a receive accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagSet {
+    /// Any message.
+    Any,
+    /// Only this tag (the common case: no allocation).
+    One(u64),
+    /// Any of these tags.
+    Many(Vec<u64>),
+}
+
+impl TagSet {
+    /// Whether a message with `tag` is accepted.
+    #[inline]
+    pub fn matches(&self, tag: u64) -> bool {
+        match self {
+            TagSet::Any => true,
+            TagSet::One(t) => *t == tag,
+            TagSet::Many(ts) => ts.contains(&tag),
+        }
+    }
+}
+
+/// An error a host function reports to the guest: an ABI error code and the
+/// sentence `error_message` returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl HostError {
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        HostError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", abi::err::name(self.code), self.message)
+    }
+}
+
+impl std::error::Error for HostError {}
+
+/// How a spawned process's WASI context differs from its parent's. `None`
+/// fields inherit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpawnConfig {
+    /// The child's argv (data: any values).
+    pub args: Option<Vec<String>>,
+    /// The child's environment (data: any values).
+    pub envs: Option<Vec<(String, String)>>,
+    /// The guest paths of the parent's preopened directories the child keeps.
+    pub preopens: Option<Vec<String>>,
+}
+
+/// A request to start a process, decoded from the guest's arguments.
+#[derive(Debug, Clone)]
+pub struct SpawnRequest {
+    /// Module handle; [`abi::val::MODULE_SELF`] for the caller's module.
+    pub module: u64,
+    /// The configuration (already resolved from its handle).
+    pub config: SpawnConfig,
+    /// Name of the exported entry function.
+    pub entry: String,
+    /// The entry's parameters, as `i64` (narrowed to the entry's types).
+    pub params: Vec<i64>,
+    /// The spawn argument, delivered as the child's first message.
+    pub arg: Vec<u8>,
+}
+
+/// What the host functions need from the VM's per-process state.
+///
+/// Implemented by the VM for the data `T` of every `Store<T>`.
+pub trait ProcessCtx: Send + 'static {
+    /// The process's pid.
+    fn pid(&self) -> u64;
+
+    /// The process's exported linear memory, if it has one.
+    fn memory(&self) -> Option<wasmtime::Memory>;
+
+    /// Remembers `error` as the process's last error and returns its code.
+    fn record_error(&mut self, error: HostError) -> i32;
+
+    /// The explanation of the last error ("" if none).
+    fn last_error(&self) -> &str;
+
+    /// Queues a message in `to`'s mailbox; `Err(())` if `to` does not exist.
+    fn send(&self, to: u64, tag: u64, data: Vec<u8>) -> Result<(), ()>;
+
+    /// Takes the oldest message matching `tags` from this process's mailbox,
+    /// waiting up to `timeout` (`None`: forever). `None` on time-out.
+    fn receive(
+        &mut self,
+        tags: TagSet,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Option<Message>> + Send + '_;
+
+    /// The message taken by `receive` that did not fit the guest's buffer.
+    fn held_message(&mut self) -> &mut Option<Message>;
+
+    /// Compiles (or finds in the cache) a module and returns its handle.
+    fn module_load(&mut self, bytes: &[u8]) -> Result<u64, HostError>;
+
+    /// The handle of this process's own module.
+    fn module_self(&self) -> u64;
+
+    /// Creates a spawn configuration; returns its non-zero handle.
+    fn config_new(&mut self) -> u64;
+
+    /// Frees a configuration; `false` if the handle is unknown.
+    fn config_drop(&mut self, handle: u64) -> bool;
+
+    /// A configuration by handle.
+    fn config_mut(&mut self, handle: u64) -> Option<&mut SpawnConfig>;
+
+    /// Whether this process holds a preopened directory with this guest path.
+    fn holds_preopen(&self, guest_path: &str) -> bool;
+
+    /// Starts a process; returns its pid.
+    fn spawn(
+        &mut self,
+        request: SpawnRequest,
+    ) -> impl Future<Output = Result<u64, HostError>> + Send + '_;
+}
+
+/// Registers every namespace of the Troupe ABI into `linker`.
+pub fn register<T: ProcessCtx>(linker: &mut wasmtime::Linker<T>) -> wasmtime::Result<()> {
+    process::register(linker)?;
+    message::register(linker)?;
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! Namespace `troupe_process`: identity, errors, module loading, spawn
+//! configuration and spawn. See `host-api/SPEC.md`.
+
+use troupe_abi::{err, module::PROCESS, val};
+use wasmtime::{Caller, Linker};
+
+use crate::memory::{memory_of, read_str, slice, slice_mut, split_nul_list, write_u64};
+use crate::{HostError, ProcessCtx, SpawnConfig, SpawnRequest};
+
+/// Registers `troupe_process` into `linker`.
+pub fn register<T: ProcessCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.func_wrap(PROCESS, "self_pid", |caller: Caller<'_, T>| {
+        caller.data().pid() as i64
+    })?;
+    linker.func_wrap(PROCESS, "error_message", error_message::<T>)?;
+    linker.func_wrap(PROCESS, "module_load", module_load::<T>)?;
+    linker.func_wrap(PROCESS, "module_self", |caller: Caller<'_, T>| {
+        caller.data().module_self() as i64
+    })?;
+    linker.func_wrap(PROCESS, "config_new", |mut caller: Caller<'_, T>| {
+        caller.data_mut().config_new() as i64
+    })?;
+    linker.func_wrap(
+        PROCESS,
+        "config_drop",
+        |mut caller: Caller<'_, T>, config: i64| {
+            if caller.data_mut().config_drop(config as u64) {
+                err::OK
+            } else {
+                caller.data_mut().record_error(unknown_config(config))
+            }
+        },
+    )?;
+    linker.func_wrap(PROCESS, "config_set_args", config_set_args::<T>)?;
+    linker.func_wrap(PROCESS, "config_set_envs", config_set_envs::<T>)?;
+    linker.func_wrap(PROCESS, "config_preopens_only", config_preopens_only::<T>)?;
+    linker.func_wrap_async(
+        PROCESS,
+        "spawn",
+        |caller: Caller<'_, T>,
+         (
+            module,
+            config,
+            entry_ptr,
+            entry_len,
+            params_ptr,
+            params_count,
+            arg_ptr,
+            arg_len,
+            out_pid,
+        ): (i64, i64, i32, i32, i32, i32, i32, i32, i32)| {
+            Box::new(spawn(
+                caller,
+                SpawnArgs {
+                    module,
+                    config,
+                    entry_ptr,
+                    entry_len,
+                    params_ptr,
+                    params_count,
+                    arg_ptr,
+                    arg_len,
+                    out_pid,
+                },
+            ))
+        },
+    )?;
+    Ok(())
+}
+
+fn unknown_config(config: i64) -> HostError {
+    HostError::new(
+        err::INVALID_ARGUMENT,
+        format!("no spawn configuration has handle {config}"),
+    )
+}
+
+fn error_message<T: ProcessCtx>(
+    mut caller: Caller<'_, T>,
+    buf_ptr: i32,
+    buf_len: i32,
+) -> wasmtime::Result<i32> {
+    const F: &str = "troupe_process::error_message";
+    let memory = memory_of(&caller, F)?;
+    let text = caller.data().last_error().as_bytes().to_vec();
+    let buf = slice_mut(&memory, &mut caller, F, "buf", buf_ptr, buf_len)?;
+    let n = text.len().min(buf.len());
+    buf[..n].copy_from_slice(&text[..n]);
+    Ok(text.len() as i32)
+}
+
+fn module_load<T: ProcessCtx>(
+    mut caller: Caller<'_, T>,
+    bytes_ptr: i32,
+    bytes_len: i32,
+    out_module: i32,
+) -> wasmtime::Result<i32> {
+    const F: &str = "troupe_process::module_load";
+    let memory = memory_of(&caller, F)?;
+    slice(&memory, &caller, F, "out_module", out_module, 8)?;
+    let bytes = slice(&memory, &caller, F, "bytes", bytes_ptr, bytes_len)?.to_vec();
+    match caller.data_mut().module_load(&bytes) {
+        Ok(handle) => {
+            write_u64(&memory, &mut caller, F, "out_module", out_module, handle)?;
+            Ok(err::OK)
+        }
+        Err(e) => Ok(caller.data_mut().record_error(e)),
+    }
+}
+
+/// Reads a NUL-separated list argument and applies it to a configuration.
+fn with_list<T: ProcessCtx>(
+    mut caller: Caller<'_, T>,
+    func: &str,
+    config: i64,
+    ptr: i32,
+    len: i32,
+    apply: impl FnOnce(&T, &mut SpawnConfig, Vec<String>) -> Result<(), HostError>,
+) -> wasmtime::Result<i32> {
+    let memory = memory_of(&caller, func)?;
+    let bytes = slice(&memory, &caller, func, "list", ptr, len)?;
+    let items = match split_nul_list(bytes, func) {
+        Ok(items) => items,
+        Err(e) => {
+            return Ok(caller
+                .data_mut()
+                .record_error(HostError::new(err::INVALID_ARGUMENT, e)))
+        }
+    };
+    let state = caller.data_mut();
+    let Some(mut cfg) = state.config_mut(config as u64).map(|c| std::mem::take(c)) else {
+        return Ok(state.record_error(unknown_config(config)));
+    };
+    let result = apply(state, &mut cfg, items);
+    *state
+        .config_mut(config as u64)
+        .expect("config checked above") = cfg;
+    Ok(match result {
+        Ok(()) => err::OK,
+        Err(e) => state.record_error(e),
+    })
+}
+
+fn config_set_args<T: ProcessCtx>(
+    caller: Caller<'_, T>,
+    config: i64,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<i32> {
+    with_list(
+        caller,
+        "troupe_process::config_set_args",
+        config,
+        ptr,
+        len,
+        |_, cfg, args| {
+            cfg.args = Some(args);
+            Ok(())
+        },
+    )
+}
+
+fn config_set_envs<T: ProcessCtx>(
+    caller: Caller<'_, T>,
+    config: i64,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<i32> {
+    with_list(
+        caller,
+        "troupe_process::config_set_envs",
+        config,
+        ptr,
+        len,
+        |_, cfg, items| {
+            let envs = items
+                .into_iter()
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+                    _ => Err(HostError::new(
+                        err::INVALID_ARGUMENT,
+                        format!("environment entry {kv:?} is not KEY=VALUE"),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            cfg.envs = Some(envs);
+            Ok(())
+        },
+    )
+}
+
+fn config_preopens_only<T: ProcessCtx>(
+    caller: Caller<'_, T>,
+    config: i64,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<i32> {
+    with_list(
+        caller,
+        "troupe_process::config_preopens_only",
+        config,
+        ptr,
+        len,
+        |state, cfg, dirs| {
+            if let Some(missing) = dirs.iter().find(|d| !state.holds_preopen(d)) {
+                return Err(HostError::new(
+                    err::PERMISSION_DENIED,
+                    format!(
+                        "directory {missing:?} is not preopened in this process, so a child \
+                         cannot be given it"
+                    ),
+                ));
+            }
+            cfg.preopens = Some(dirs);
+            Ok(())
+        },
+    )
+}
+
+struct SpawnArgs {
+    module: i64,
+    config: i64,
+    entry_ptr: i32,
+    entry_len: i32,
+    params_ptr: i32,
+    params_count: i32,
+    arg_ptr: i32,
+    arg_len: i32,
+    out_pid: i32,
+}
+
+async fn spawn<T: ProcessCtx>(mut caller: Caller<'_, T>, a: SpawnArgs) -> wasmtime::Result<i32> {
+    const F: &str = "troupe_process::spawn";
+    let memory = memory_of(&caller, F)?;
+    slice(&memory, &caller, F, "out_pid", a.out_pid, 8)?;
+    let entry = read_str(&memory, &caller, F, "entry", a.entry_ptr, a.entry_len)?;
+    let count = a.params_count as u32;
+    if count > val::MAX_SPAWN_PARAMS {
+        return Ok(caller.data_mut().record_error(HostError::new(
+            err::INVALID_ARGUMENT,
+            format!(
+                "{count} entry parameters given; spawn passes at most {}",
+                val::MAX_SPAWN_PARAMS
+            ),
+        )));
+    }
+    let params = slice(
+        &memory,
+        &caller,
+        F,
+        "params",
+        a.params_ptr,
+        (count * 8) as i32,
+    )?
+    .chunks_exact(8)
+    .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+    .collect();
+    let arg = slice(&memory, &caller, F, "arg", a.arg_ptr, a.arg_len)?.to_vec();
+    let entry = match entry {
+        Ok(entry) => entry,
+        Err(e) => {
+            return Ok(caller
+                .data_mut()
+                .record_error(HostError::new(err::INVALID_ARGUMENT, e)))
+        }
+    };
+    let config = if a.config as u64 == val::CONFIG_INHERIT {
+        SpawnConfig::default()
+    } else {
+        match caller.data_mut().config_mut(a.config as u64) {
+            Some(cfg) => cfg.clone(),
+            None => return Ok(caller.data_mut().record_error(unknown_config(a.config))),
+        }
+    };
+    let request = SpawnRequest {
+        module: a.module as u64,
+        config,
+        entry,
+        params,
+        arg,
+    };
+    match caller.data_mut().spawn(request).await {
+        Ok(pid) => {
+            write_u64(&memory, &mut caller, F, "out_pid", a.out_pid, pid)?;
+            Ok(err::OK)
+        }
+        Err(e) => Ok(caller.data_mut().record_error(e)),
+    }
+}

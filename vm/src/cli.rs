@@ -1,0 +1,251 @@
+//! The `troupe` command line, in wasmtime's style:
+//! `troupe run [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... module.wasm [args...]`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{DirMapping, RootOptions, VmConfig, DEFAULT_MAX_MEMORY};
+use crate::{ExitReason, RunError, Vm};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "troupe",
+    version,
+    about = "Troupe: an actor runtime for WebAssembly",
+    long_about = "Troupe runs wasm32-wasip1 programs as Erlang-style processes: each process \
+                  is its own Wasm instance with its own memory and mailbox."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a WebAssembly command module as the root process.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Grant access to a host directory, as GUEST in the guest (default: the
+    /// same path). Repeatable.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
+    pub dirs: Vec<DirMapping>,
+
+    /// Set an environment variable for the guest; `KEY` alone passes the
+    /// host's value. Repeatable.
+    #[arg(long = "env", value_name = "KEY[=VALUE]", value_parser = parse_env)]
+    pub envs: Vec<(String, Option<String>)>,
+
+    /// Scheduler threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// How many processes may be alive at once [default: 10000, or what the
+    /// kernel's vm.max_map_count allows if less]. The pool is reserved at
+    /// start-up, which costs about 4 µs per slot.
+    #[arg(long, value_name = "N")]
+    pub max_processes: Option<u32>,
+
+    /// The most linear memory one process may use (bytes, or with a K, M or
+    /// G suffix).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value_t = DEFAULT_MAX_MEMORY)]
+    pub max_memory: u64,
+
+    /// Each process's native stack size (bytes, or with a K, M or G suffix).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub stack_size: Option<u64>,
+
+    /// The WebAssembly module to run (a wasm32-wasip1 command module).
+    #[arg(value_name = "MODULE")]
+    pub module: PathBuf,
+
+    /// Arguments passed to the module (after its name as argv[0]).
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+}
+
+fn parse_dir(s: &str) -> Result<DirMapping, String> {
+    let (host, guest) = match s.split_once("::") {
+        Some((h, g)) => (h, g),
+        None => (s, s),
+    };
+    if host.is_empty() || guest.is_empty() {
+        return Err(format!("expected HOST or HOST::GUEST, got {s:?}"));
+    }
+    Ok(DirMapping {
+        host: host.into(),
+        guest: guest.into(),
+    })
+}
+
+fn parse_env(s: &str) -> Result<(String, Option<String>), String> {
+    match s.split_once('=') {
+        Some(("", _)) => Err(format!("expected KEY=VALUE, got {s:?}")),
+        Some((k, v)) => Ok((k.to_owned(), Some(v.to_owned()))),
+        None if s.is_empty() => Err("expected KEY=VALUE or KEY".into()),
+        None => Ok((s.to_owned(), None)),
+    }
+}
+
+/// Parses `4096`, `64K`, `16M`, `1G` (binary units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("expected a size such as 65536, 64K, 16M or 1G, got {s:?}"))?;
+    n.checked_shl(shift)
+        .filter(|v| v >> shift == n)
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
+impl RunArgs {
+    /// The VM configuration these flags give.
+    pub fn vm_config(&self) -> VmConfig {
+        let mut c = VmConfig::new().max_memory(self.max_memory);
+        if let Some(n) = self.max_processes {
+            c = c.max_processes(n);
+        }
+        if let Some(t) = self.threads {
+            c = c.threads(t);
+        }
+        if let Some(s) = self.stack_size {
+            c = c.stack_size(s as usize);
+        }
+        c
+    }
+
+    /// The root process's options these flags give.
+    pub fn root_options(&self) -> Result<RootOptions, String> {
+        for d in &self.dirs {
+            if !d.host.is_dir() {
+                return Err(format!(
+                    "--dir {}: {:?} is not a directory on the host",
+                    d.host.display(),
+                    d.host
+                ));
+            }
+        }
+        let mut args = vec![self.module.display().to_string()];
+        args.extend(self.args.iter().cloned());
+        let envs = self
+            .envs
+            .iter()
+            .filter_map(|(k, v)| match v {
+                Some(v) => Some((k.clone(), v.clone())),
+                None => std::env::var(k).ok().map(|v| (k.clone(), v)),
+            })
+            .collect();
+        Ok(RootOptions {
+            args,
+            envs,
+            dirs: self.dirs.clone(),
+            stdin: true,
+            ..RootOptions::default()
+        })
+    }
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main_with(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Run(run) => {
+            let root = match run.root_options() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("troupe: {e}");
+                    return troupe_abi::exit::LOAD_ERROR;
+                }
+            };
+            let result = Vm::new(run.vm_config()).and_then(|vm| vm.run_file(&run.module, root));
+            match result {
+                Ok(reason) => {
+                    if let ExitReason::Trap(_) = reason {
+                        eprintln!(
+                            "troupe: the root process (pid 1) trapped; exiting with {}",
+                            reason.exit_code()
+                        );
+                    }
+                    reason.exit_code()
+                }
+                Err(e) => {
+                    eprintln!("troupe: {e}");
+                    match e {
+                        RunError::Start(_) | RunError::Engine(_) => 1,
+                        _ => troupe_abi::exit::LOAD_ERROR,
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_accept_binary_suffixes_and_reject_garbage() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("16m"), Ok(16 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999999G")
+            .unwrap_err()
+            .contains("too large"));
+    }
+
+    #[test]
+    fn dirs_map_host_to_guest_like_wasmtime() {
+        let d = parse_dir("/tmp/x::/data").unwrap();
+        assert_eq!(
+            (d.host.to_str().unwrap(), d.guest.as_str()),
+            ("/tmp/x", "/data")
+        );
+        let d = parse_dir("data").unwrap();
+        assert_eq!(
+            (d.host.to_str().unwrap(), d.guest.as_str()),
+            ("data", "data")
+        );
+        assert!(parse_dir("::/data").is_err());
+    }
+
+    #[test]
+    fn env_takes_key_value_or_inherits_a_key() {
+        assert_eq!(parse_env("A=b=c"), Ok(("A".into(), Some("b=c".into()))));
+        assert_eq!(parse_env("HOME"), Ok(("HOME".into(), None)));
+        assert!(parse_env("=x").is_err());
+    }
+
+    #[test]
+    fn flags_before_the_module_are_troupes_and_after_it_the_guests() {
+        let cli = Cli::try_parse_from([
+            "troupe", "run", "--env", "A=1", "app.wasm", "--env", "B=2", "-x",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command;
+        assert_eq!(run.envs, vec![("A".into(), Some("1".into()))]);
+        assert_eq!(run.args, vec!["--env", "B=2", "-x"]);
+        let root = run.root_options().unwrap();
+        assert_eq!(root.args, vec!["app.wasm", "--env", "B=2", "-x"]);
+    }
+
+    #[test]
+    fn unknown_flags_are_rejected() {
+        assert!(Cli::try_parse_from(["troupe", "run", "--bogus", "app.wasm"]).is_err());
+    }
+}

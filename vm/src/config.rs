@@ -1,0 +1,168 @@
+//! Configuration of a VM ([`VmConfig`]) and of its root process
+//! ([`RootOptions`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+/// How the VM is sized and scheduled. Built like wasmtime's `Config`:
+///
+/// ```
+/// let config = troupe_vm::VmConfig::new().max_processes(10_000).threads(2);
+/// assert_eq!(config.get_max_processes(), 10_000);
+/// ```
+#[derive(Clone, Debug)]
+pub struct VmConfig {
+    pub(crate) max_processes: Option<u32>,
+    pub(crate) max_memory: u64,
+    pub(crate) async_stack_size: usize,
+    pub(crate) max_wasm_stack: usize,
+    pub(crate) table_elements: usize,
+    pub(crate) threads: usize,
+    pub(crate) preemption_tick: Duration,
+}
+
+/// The largest default [`VmConfig::max_processes`]: the default is this, or
+/// what the kernel's `vm.max_map_count` allows if that is less.
+pub const DEFAULT_MAX_PROCESSES: u32 = 10_000;
+/// Default [`VmConfig::max_memory`]: 64 MiB.
+pub const DEFAULT_MAX_MEMORY: u64 = 64 << 20;
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            max_processes: None,
+            max_memory: DEFAULT_MAX_MEMORY,
+            async_stack_size: 1 << 20,
+            max_wasm_stack: 512 << 10,
+            table_elements: 65_536,
+            threads: 0,
+            preemption_tick: Duration::from_millis(1),
+        }
+    }
+}
+
+impl VmConfig {
+    /// The defaults: up to 10,000 processes (fewer if the kernel's
+    /// `vm.max_map_count` allows fewer) of at most 64 MiB of linear memory,
+    /// 1 MiB async stacks, one scheduler thread per core, a 1 ms preemption
+    /// tick.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many processes can be alive at once: the size of the instance,
+    /// memory, table and stack pools, reserved (not committed) up front. A
+    /// spawn beyond it fails with `RESOURCE_LIMIT`.
+    ///
+    /// Each slot of the stack pool costs two kernel memory mappings from the
+    /// start, and each live process a few more, so a count beyond what
+    /// `vm.max_map_count` allows is refused with advice on raising it.
+    pub fn max_processes(mut self, n: u32) -> Self {
+        self.max_processes = Some(n.max(1));
+        self
+    }
+
+    /// The largest linear memory one process may have, in bytes (rounded up to
+    /// 64 KiB Wasm pages). Also the size of each memory slot reserved in the
+    /// pool, so `max_processes * max_memory` bytes of address space are
+    /// reserved.
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = bytes.max(1 << 16).div_ceil(1 << 16) << 16;
+        self
+    }
+
+    /// The size of each process's native stack (its async fiber stack), which
+    /// holds the process's Wasm frames and the host calls it makes. Wasm code
+    /// may use up to three quarters of it; pages are committed only as used.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        let bytes = bytes.max(64 << 10);
+        self.async_stack_size = bytes;
+        self.max_wasm_stack = bytes / 4 * 3;
+        self
+    }
+
+    /// The most elements a process's function table may have.
+    pub fn table_elements(mut self, n: usize) -> Self {
+        self.table_elements = n;
+        self
+    }
+
+    /// Scheduler threads (0: one per core).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+
+    /// How often a running process is made to yield to the others.
+    pub fn preemption_tick(mut self, tick: Duration) -> Self {
+        self.preemption_tick = tick.max(Duration::from_micros(10));
+        self
+    }
+
+    /// The pool size: the configured one, or the default for this kernel.
+    pub fn get_max_processes(&self) -> u32 {
+        self.max_processes.unwrap_or_else(|| {
+            crate::limits::max_map_count()
+                .map(|m| {
+                    (m / crate::limits::MAPS_PER_PROCESS)
+                        .clamp(1_000, u64::from(DEFAULT_MAX_PROCESSES)) as u32
+                })
+                .unwrap_or(DEFAULT_MAX_PROCESSES)
+        })
+    }
+
+    /// Whether the pool size was set explicitly.
+    pub fn max_processes_is_explicit(&self) -> bool {
+        self.max_processes.is_some()
+    }
+
+    pub fn get_max_memory(&self) -> u64 {
+        self.max_memory
+    }
+
+    pub fn get_stack_size(&self) -> usize {
+        self.async_stack_size
+    }
+
+    /// The number of scheduler threads this configuration gives.
+    pub fn get_threads(&self) -> usize {
+        if self.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.threads
+        }
+    }
+}
+
+/// A directory made visible to the guest (`--dir HOST::GUEST`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirMapping {
+    pub host: PathBuf,
+    pub guest: String,
+}
+
+/// Where a process's stdout or stderr goes.
+#[derive(Clone, Debug, Default)]
+pub enum Output {
+    /// The VM's own stream.
+    #[default]
+    Inherit,
+    /// An in-memory pipe (for embedding and tests).
+    Pipe(MemoryOutputPipe),
+}
+
+/// What the root process gets: its WASI arguments, environment, directories
+/// and stdio. Every other process inherits from its parent.
+#[derive(Clone, Debug, Default)]
+pub struct RootOptions {
+    /// argv, `argv[0]` included (the CLI passes the module's path).
+    pub args: Vec<String>,
+    pub envs: Vec<(String, String)>,
+    pub dirs: Vec<DirMapping>,
+    /// Whether the root reads the VM's stdin (otherwise it reads EOF).
+    pub stdin: bool,
+    pub stdout: Output,
+    pub stderr: Output,
+}

@@ -1,0 +1,28 @@
+//! The Troupe VM: Erlang-style processes on WebAssembly.
+//!
+//! Every process is its own Wasm instance (own linear memory, own WASI
+//! context, own mailbox) driven by a tokio task; processes talk only by
+//! messages. The guest ABI is specified in `host-api/SPEC.md` and implemented
+//! by `troupe-host-api`; this crate holds the runtime core:
+//!
+//! - [`vm`]: the engine (a pooling allocator with copy-on-write memories,
+//!   epoch preemption), the process table, spawning, the scheduler;
+//! - [`mailbox`]: per-process FIFO queues with selective receive;
+//! - [`module_cache`]: modules compiled once and pre-linked;
+//! - [`process`]: per-process state, permissions and exit reasons;
+//! - [`limits`]: kernel limits (memory mappings, open files);
+//! - [`config`]: [`VmConfig`] and [`RootOptions`].
+//!
+//! The `troupe` binary ([`cli`]) runs a module as the root process.
+
+pub mod cli;
+pub mod config;
+pub mod limits;
+pub mod mailbox;
+pub mod module_cache;
+pub mod process;
+pub mod vm;
+
+pub use config::{DirMapping, Output, RootOptions, VmConfig};
+pub use process::ExitReason;
+pub use vm::{RunError, Vm};

@@ -1,0 +1,143 @@
+//! Modules compiled once, cached by the SHA-256 of their bytes, and
+//! pre-linked (`InstancePre`) so that a spawn only instantiates.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, ValType};
+
+use crate::process::ProcessState;
+
+/// A compiled, pre-linked module.
+pub struct LoadedModule {
+    /// The VM-wide handle guests use (never 0, which means "own module").
+    pub id: u64,
+    pub module: Module,
+    pub pre: InstancePre<ProcessState>,
+}
+
+/// Why a module could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("is not a valid WebAssembly module: {0}")]
+    Invalid(String),
+    #[error("cannot be linked: {0}")]
+    Link(String),
+}
+
+/// Why an entry cannot be spawned.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EntryError {
+    #[error("module has no export {0:?}")]
+    Missing(String),
+    #[error("export {0:?} is not a function")]
+    NotAFunction(String),
+    #[error("entry {name:?} takes {expected} parameters, {given} given")]
+    ParamCount {
+        name: String,
+        expected: usize,
+        given: usize,
+    },
+    #[error("entry {name:?} has a parameter of type {ty}; spawn passes only i32 and i64")]
+    ParamType { name: String, ty: String },
+}
+
+impl LoadedModule {
+    /// Checks that `name` is an exported function spawn can call with
+    /// `given` parameters, and returns its parameter types.
+    pub fn entry_params(&self, name: &str, given: usize) -> Result<Vec<ValType>, EntryError> {
+        let ty = self
+            .module
+            .get_export(name)
+            .ok_or_else(|| EntryError::Missing(name.to_owned()))?;
+        let ExternType::Func(f) = ty else {
+            return Err(EntryError::NotAFunction(name.to_owned()));
+        };
+        let params: Vec<ValType> = f.params().collect();
+        if params.len() != given {
+            return Err(EntryError::ParamCount {
+                name: name.to_owned(),
+                expected: params.len(),
+                given,
+            });
+        }
+        if let Some(bad) = params
+            .iter()
+            .find(|t| !matches!(t, ValType::I32 | ValType::I64))
+        {
+            return Err(EntryError::ParamType {
+                name: name.to_owned(),
+                ty: bad.to_string(),
+            });
+        }
+        Ok(params)
+    }
+}
+
+/// The VM's module cache.
+#[derive(Default)]
+pub struct ModuleCache {
+    by_hash: Mutex<HashMap<[u8; 32], Arc<LoadedModule>>>,
+    by_id: DashMap<u64, Arc<LoadedModule>>,
+    next_id: AtomicU64,
+}
+
+impl ModuleCache {
+    /// Returns the cached module with these bytes, compiling and linking it
+    /// on first use. `allow_text` also accepts the WebAssembly text format.
+    pub fn load(
+        &self,
+        engine: &Engine,
+        linker: &Linker<ProcessState>,
+        bytes: &[u8],
+        allow_text: bool,
+    ) -> Result<Arc<LoadedModule>, LoadError> {
+        if !bytes.starts_with(b"\0asm")
+            && !(allow_text && bytes.trim_ascii_start().starts_with(b"("))
+        {
+            return Err(LoadError::Invalid(
+                "it does not start with the WebAssembly magic bytes \\0asm".into(),
+            ));
+        }
+        let hash: [u8; 32] = Sha256::digest(bytes).into();
+        if let Some(m) = self.lock().get(&hash) {
+            return Ok(m.clone());
+        }
+        // Compile without holding the lock: other loads go on meanwhile.
+        let module =
+            Module::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let mut by_hash = self.lock();
+        if let Some(m) = by_hash.get(&hash) {
+            return Ok(m.clone());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let loaded = Arc::new(LoadedModule { id, module, pre });
+        by_hash.insert(hash, loaded.clone());
+        self.by_id.insert(id, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// A module by handle.
+    pub fn get(&self, id: u64) -> Option<Arc<LoadedModule>> {
+        self.by_id.get(&id).map(|m| m.clone())
+    }
+
+    /// How many distinct modules are loaded.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<LoadedModule>>> {
+        self.by_hash.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
