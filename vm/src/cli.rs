@@ -58,17 +58,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub stack_size: Option<u64>,
 
-    /// The WebAssembly module to run (a wasm32-wasip1 command module).
-    #[arg(value_name = "MODULE")]
-    pub module: PathBuf,
-
-    /// Arguments passed to the module (after its name as argv[0]).
+    /// The WebAssembly module to run (a wasm32-wasip1 command module), then
+    /// the arguments passed to it (it sees the module's path as argv[0]).
+    /// Everything after the module goes to the module, flags included.
     #[arg(
-        value_name = "ARGS",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
+        value_name = "MODULE [ARGS]...",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
     )]
-    pub args: Vec<String>,
+    pub module_and_args: Vec<String>,
 }
 
 fn parse_dir(s: &str) -> Result<DirMapping, String> {
@@ -112,6 +111,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 impl RunArgs {
+    /// The module's path.
+    pub fn module(&self) -> PathBuf {
+        PathBuf::from(&self.module_and_args[0])
+    }
+
     /// The VM configuration these flags give.
     pub fn vm_config(&self) -> VmConfig {
         let mut c = VmConfig::new().max_memory(self.max_memory);
@@ -138,8 +142,7 @@ impl RunArgs {
                 ));
             }
         }
-        let mut args = vec![self.module.display().to_string()];
-        args.extend(self.args.iter().cloned());
+        let args = self.module_and_args.clone();
         let envs = self
             .envs
             .iter()
@@ -169,7 +172,7 @@ pub fn main_with(cli: Cli) -> i32 {
                     return troupe_abi::exit::LOAD_ERROR;
                 }
             };
-            let result = Vm::new(run.vm_config()).and_then(|vm| vm.run_file(&run.module, root));
+            let result = Vm::new(run.vm_config()).and_then(|vm| vm.run_file(&run.module(), root));
             match result {
                 Ok(reason) => {
                     if let ExitReason::Trap(_) = reason {
@@ -239,13 +242,14 @@ mod tests {
         .unwrap();
         let Command::Run(run) = cli.command;
         assert_eq!(run.envs, vec![("A".into(), Some("1".into()))]);
-        assert_eq!(run.args, vec!["--env", "B=2", "-x"]);
+        assert_eq!(run.module(), PathBuf::from("app.wasm"));
         let root = run.root_options().unwrap();
         assert_eq!(root.args, vec!["app.wasm", "--env", "B=2", "-x"]);
     }
 
     #[test]
-    fn unknown_flags_are_rejected() {
+    fn unknown_flags_and_a_missing_module_are_rejected() {
         assert!(Cli::try_parse_from(["troupe", "run", "--bogus", "app.wasm"]).is_err());
+        assert!(Cli::try_parse_from(["troupe", "run", "--env", "A=1"]).is_err());
     }
 }

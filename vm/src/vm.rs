@@ -78,7 +78,8 @@ pub enum RunError {
 /// ```
 pub struct Vm {
     inner: Arc<VmInner>,
-    runtime: tokio::runtime::Runtime,
+    /// `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
     stop_ticker: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -161,7 +162,7 @@ impl Vm {
         });
         Ok(Vm {
             inner,
-            runtime,
+            runtime: Some(runtime),
             stop_ticker,
             ticker: Some(ticker),
         })
@@ -218,7 +219,8 @@ impl Vm {
             stderr: root.stderr,
         };
         let inner = self.inner.clone();
-        let reason = self.runtime.block_on(async move {
+        let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
+        let reason = runtime.block_on(async move {
             let root = inner
                 .spawn(module, perms, root.stdin, troupe_abi::val::START, &[], None)
                 .await
@@ -239,6 +241,11 @@ impl Vm {
 
 impl Drop for Vm {
     fn drop(&mut self) {
+        // Stop the processes first, while the ticker still runs: a process
+        // spinning in Wasm is only dropped at its next preemption point.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(std::time::Duration::from_secs(10));
+        }
         self.stop_ticker.store(true, Ordering::Relaxed);
         if let Some(t) = self.ticker.take() {
             let _ = t.join();

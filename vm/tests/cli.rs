@@ -1,0 +1,167 @@
+//! The `troupe` binary, as a user runs it: plain WASI programs behave as
+//! under wasmtime's CLI, errors are clear and never panics, and the examples
+//! do what their READMEs say.
+
+mod common;
+use common::{guest, text, troupe, troupe_with_stdin};
+
+#[test]
+fn hello_gets_args_env_dirs_stdin_and_exit_code_like_wasmtime() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("greeting.txt"), "hi").unwrap();
+    let hello = guest("hello");
+    let mapping = format!("{}::/data", dir.path().display());
+    let out = troupe_with_stdin(
+        &[
+            "run",
+            "--dir",
+            &mapping,
+            "--env",
+            "COLOR=blue",
+            hello.to_str().unwrap(),
+            "one",
+            "two words",
+            "--stdin",
+            "--exit",
+            "7",
+        ],
+        b"12345",
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("Hello from Troupe!"), "{stdout}");
+    assert!(stdout.contains("arg[1] = one"), "{stdout}");
+    assert!(stdout.contains("arg[2] = two words"), "{stdout}");
+    assert!(stdout.contains("COLOR=blue"), "{stdout}");
+    assert!(stdout.contains("greeting.txt"), "{stdout}");
+    assert!(stdout.contains("stdin: 5 bytes"), "{stdout}");
+}
+
+#[test]
+fn a_plain_program_exits_zero_by_default() {
+    let out = troupe(&["run", guest("hello").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_trap_in_the_root_prints_the_trap_and_pid_and_exits_134() {
+    let dir = tempfile::tempdir().unwrap();
+    let wat = dir.path().join("trap.wat");
+    std::fs::write(
+        &wat,
+        r#"(module (memory (export "memory") 1)
+             (func $deep unreachable)
+             (func (export "_start") call $deep))"#,
+    )
+    .unwrap();
+    let out = troupe(&["run", wat.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(134), "{stderr}");
+    assert!(stderr.contains("process 1 trapped"), "{stderr}");
+    assert!(stderr.contains("unreachable"), "{stderr}");
+}
+
+#[test]
+fn bad_input_gives_a_clear_error_and_a_nonzero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_wasm = dir.path().join("notes.wasm");
+    std::fs::write(&not_wasm, "this is text").unwrap();
+    let no_start = dir.path().join("lib.wat");
+    std::fs::write(&no_start, r#"(module (func (export "work")))"#).unwrap();
+    let bad_import = dir.path().join("imports.wat");
+    std::fs::write(
+        &bad_import,
+        r#"(module (import "env" "zap" (func)) (func (export "_start")))"#,
+    )
+    .unwrap();
+    let missing = dir.path().join("missing.wasm");
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (vec![missing.display().to_string()], 1, "cannot read module"),
+        (
+            vec![not_wasm.display().to_string()],
+            1,
+            "is not a valid WebAssembly module",
+        ),
+        (
+            vec![no_start.display().to_string()],
+            1,
+            "has no `_start` function",
+        ),
+        (
+            vec![bad_import.display().to_string()],
+            1,
+            "unknown import: `env::zap`",
+        ),
+        (
+            vec![
+                "--dir".into(),
+                "/no/such/dir".into(),
+                guest("hello").display().to_string(),
+            ],
+            1,
+            "is not a directory",
+        ),
+        (
+            vec!["--bogus".into(), "x.wasm".into()],
+            2,
+            "unexpected argument '--bogus'",
+        ),
+        (
+            vec!["--max-memory".into(), "12Q".into(), "x.wasm".into()],
+            2,
+            "expected a size",
+        ),
+    ];
+    for (args, code, message) in cases {
+        let mut argv = vec!["run"];
+        argv.extend(args.iter().map(String::as_str));
+        let out = troupe(&argv);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(message),
+            "{args:?}: expected {message:?} in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn asking_for_more_processes_than_the_kernel_allows_says_how_to_raise_it() {
+    let max = troupe_vm::limits::max_map_count().expect("Linux exposes vm.max_map_count");
+    let too_many = (max / troupe_vm::limits::MAPS_PER_PROCESS + 1_000).min(u32::MAX as u64);
+    let out = troupe(&[
+        "run",
+        "--max-processes",
+        &too_many.to_string(),
+        guest("hello").to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("sysctl -w vm.max_map_count="), "{stderr}");
+}
+
+#[test]
+fn ping_pong_example_exchanges_messages_and_reports_its_rate() {
+    let out = troupe(&["run", guest("ping-pong").to_str().unwrap(), "20000"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("20000 round trips"), "{stdout}");
+    assert!(stdout.contains("round trips/s"), "{stdout}");
+}
+
+#[test]
+fn workers_example_gathers_the_right_total() {
+    let out = troupe(&["run", guest("workers").to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("workers: OK"), "{stdout}");
+}
+
+#[test]
+fn crash_example_loses_only_the_crashed_processes() {
+    let out = troupe(&["run", guest("crash").to_str().unwrap()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(stderr.matches("trapped").count(), 2, "{stderr}");
+    assert!(stdout.contains("survivors"), "{stdout}");
+}

@@ -1,0 +1,162 @@
+//! Helpers shared by the integration tests: building the guest programs for
+//! `wasm32-wasip1` (once per test binary) and running them through the
+//! `troupe` binary or the library.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use troupe_vm::{ExitReason, Output as Stdio, RootOptions, Vm, VmConfig};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// Where the guests are built: the cargo target dir's tmp folder, so a kept
+/// target dir keeps them too.
+fn guest_target() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guests")
+}
+
+fn cargo_build_wasm(manifest: &Path, extra: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--manifest-path",
+        ])
+        .arg(manifest)
+        .args(extra)
+        .env("CARGO_TARGET_DIR", guest_target())
+        .status()
+        .expect("run cargo to build the guests");
+    assert!(
+        status.success(),
+        "building guests from {} failed (is the wasm32-wasip1 target installed? \
+         `rustup target add wasm32-wasip1`)",
+        manifest.display()
+    );
+}
+
+/// The path of a built guest: an example (`ping-pong`), a test guest
+/// (`spawn_many`) or the SDK's `selftest`.
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        cargo_build_wasm(&repo().join("examples/Cargo.toml"), &[]);
+        cargo_build_wasm(&repo().join("vm/tests/guests/Cargo.toml"), &[]);
+        cargo_build_wasm(
+            &repo().join("guest-sdk/rust/Cargo.toml"),
+            &["--example", "selftest"],
+        );
+    });
+    let dir = guest_target().join("wasm32-wasip1/release");
+    let path = if name == "selftest" {
+        dir.join("examples/selftest.wasm")
+    } else {
+        dir.join(format!("{name}.wasm"))
+    };
+    assert!(path.exists(), "no guest {}", path.display());
+    path
+}
+
+/// Runs the `troupe` binary.
+pub fn troupe(args: &[&str]) -> Output {
+    troupe_with_stdin(args, b"")
+}
+
+/// Runs the `troupe` binary with `stdin` as its standard input.
+pub fn troupe_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start troupe");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    // A guest's own Rust panic prints "thread '<unnamed>' panicked": that is
+    // a guest trap. A panic of the VM is on one of its named threads.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for thread in [
+        "'main' panicked",
+        "'troupe-sched' panicked",
+        "'troupe-epoch' panicked",
+    ] {
+        assert!(!stderr.contains(thread), "the VM panicked: {stderr}");
+    }
+    out
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What a guest run through the library printed, and how its root ended.
+pub struct Run {
+    pub reason: ExitReason,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a guest as the root process of a VM made from `config`, capturing
+/// its stdout and stderr.
+pub fn run(config: VmConfig, name: &str, args: &[&str]) -> Run {
+    run_with_dirs(config, name, args, &[])
+}
+
+/// [`run`] with preopened directories (`(host, guest)`).
+pub fn run_with_dirs(config: VmConfig, name: &str, args: &[&str], dirs: &[(&Path, &str)]) -> Run {
+    let path = guest(name);
+    let stdout = MemoryOutputPipe::new(64 << 20);
+    let stderr = MemoryOutputPipe::new(64 << 20);
+    let mut argv = vec![name.to_owned()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let vm = Vm::new(config).unwrap_or_else(|e| panic!("{e}"));
+    let reason = vm
+        .run_file(
+            &path,
+            RootOptions {
+                args: argv,
+                stdout: Stdio::Pipe(stdout.clone()),
+                stderr: Stdio::Pipe(stderr.clone()),
+                dirs: dirs
+                    .iter()
+                    .map(|(host, guest)| troupe_vm::DirMapping {
+                        host: host.to_path_buf(),
+                        guest: guest.to_string(),
+                    })
+                    .collect(),
+                ..RootOptions::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    Run {
+        reason,
+        stdout: text(&stdout.contents()),
+        stderr: text(&stderr.contents()),
+    }
+}
+
+/// A config for `n` live processes; fails with the fix if the kernel's
+/// `vm.max_map_count` is too low (the test scripts raise it).
+pub fn pool(n: u32) -> VmConfig {
+    let needed = u64::from(n) * troupe_vm::limits::MAPS_PER_PROCESS;
+    let max = troupe_vm::limits::max_map_count().unwrap_or(u64::MAX);
+    assert!(
+        max >= needed,
+        "this test needs vm.max_map_count >= {needed} (it is {max}): run \
+         `sysctl -w vm.max_map_count=16777216` as root, as scripts/test.sh does"
+    );
+    VmConfig::new().max_processes(n)
+}

@@ -1,0 +1,117 @@
+//! Processes through the library API: spawning at scale, preemption,
+//! isolation of bad pointers, messaging semantics, errors and limits.
+
+mod common;
+use common::{pool, run, run_with_dirs};
+use troupe_vm::{ExitReason, VmConfig};
+
+fn assert_normal(r: &common::Run) {
+    assert_eq!(
+        r.reason,
+        ExitReason::Normal,
+        "stdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+#[test]
+fn ten_thousand_processes_spawn_report_and_all_exit() {
+    let r = run(pool(20_000), "spawn_many", &["10000"]);
+    assert_normal(&r);
+    assert!(
+        r.stdout
+            .contains("spawned 10000, reported 10000, still alive 0"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn an_infinite_loop_does_not_starve_other_processes_on_one_thread() {
+    let r = run(VmConfig::new().threads(1), "busy_loop", &["3"]);
+    assert_normal(&r);
+    assert!(
+        r.stdout
+            .contains("worker finished next to 3 spinning processes"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn out_of_bounds_pointers_trap_only_the_offending_process() {
+    let r = run(VmConfig::new(), "bad_pointers", &[]);
+    assert_normal(&r);
+    assert!(
+        r.stdout.contains("bad pointers: all cases contained"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("returned instead of trapping"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn selective_receive_fifo_timeouts_dead_targets_and_large_messages() {
+    let r = run(VmConfig::new(), "messaging", &[]);
+    assert_normal(&r);
+    for line in [
+        "selective receive: ok",
+        "timeouts: ok",
+        "fifo: ok (40000 messages from 2 producers)",
+        "send to a dead process: NoProcess",
+        "large message: ok (3000000 bytes)",
+    ] {
+        assert!(r.stdout.contains(line), "missing {line:?} in\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn spawn_and_load_errors_reach_the_guest_with_their_reason() {
+    let r = run(VmConfig::new(), "spawn_errors", &[]);
+    assert_normal(&r);
+    for line in [
+        "missing export: spawn failed: no such export: module has no export \"no_such_function\"",
+        "bad module: module load failed: invalid module: the module is not a valid WebAssembly module",
+        "bad handle: spawn failed: no such module: no module has handle 987654",
+        "entry \"__troupe_entry\" takes 2 parameters, 1 given",
+        "wider preopens: spawn failed: permission denied",
+        "unknown import: module load failed: invalid module: the module cannot be linked: unknown import: `env::zap`",
+    ] {
+        assert!(r.stdout.contains(line), "missing {line:?} in\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn a_full_process_pool_is_a_spawn_error_not_an_abort() {
+    let r = run(VmConfig::new().max_processes(100), "pool_limit", &[]);
+    assert_normal(&r);
+    assert!(
+        r.stdout.contains("spawned 99 then: spawn failed: resource limit reached: the VM already holds its maximum of 100 processes"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("after one exit a spawn succeeded"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn the_rust_sdk_selftest_passes_every_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file.txt"), "x").unwrap();
+    let r = run_with_dirs(VmConfig::new(), "selftest", &[], &[(dir.path(), "/data")]);
+    assert_normal(&r);
+    let last = r.stdout.lines().last().unwrap_or_default().to_owned();
+    assert!(
+        last.starts_with("selftest: ") && last.ends_with(" passed, 0 failed"),
+        "{}",
+        r.stdout
+    );
+}
