@@ -80,6 +80,18 @@ impl std::fmt::Display for HostError {
 
 impl std::error::Error for HostError {}
 
+/// The target of a send does not exist (it ended, or never did).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoProcess(pub u64);
+
+impl std::fmt::Display for NoProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "process {} does not exist", self.0)
+    }
+}
+
+impl std::error::Error for NoProcess {}
+
 /// How a spawned process's WASI context differs from its parent's. `None`
 /// fields inherit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,8 +135,9 @@ pub trait ProcessCtx: Send + 'static {
     /// The explanation of the last error ("" if none).
     fn last_error(&self) -> &str;
 
-    /// Queues a message in `to`'s mailbox; `Err(())` if `to` does not exist.
-    fn send(&self, to: u64, tag: u64, data: Vec<u8>) -> Result<(), ()>;
+    /// Queues a message in `to`'s mailbox; [`NoProcess`] if `to` does not
+    /// exist (the message is dropped).
+    fn send(&self, to: u64, tag: u64, data: Vec<u8>) -> Result<(), NoProcess>;
 
     /// Takes the oldest message matching `tags` from this process's mailbox,
     /// waiting up to `timeout` (`None`: forever). `None` on time-out.

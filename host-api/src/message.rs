@@ -38,15 +38,12 @@ fn send<T: ProcessCtx>(
     let state = caller.data();
     Ok(match state.send(pid as u64, tag as u64, data) {
         Ok(()) => err::OK,
-        Err(()) => {
+        Err(e) => {
             // `send` only needs `&self`; recording the error needs `&mut`.
             let mut caller = caller;
             caller.data_mut().record_error(HostError::new(
                 err::NO_PROCESS,
-                format!(
-                    "process {} does not exist (the message was dropped)",
-                    pid as u64
-                ),
+                format!("{e} (the message was dropped)"),
             ))
         }
     })

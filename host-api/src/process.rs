@@ -128,7 +128,7 @@ fn with_list<T: ProcessCtx>(
         }
     };
     let state = caller.data_mut();
-    let Some(mut cfg) = state.config_mut(config as u64).map(|c| std::mem::take(c)) else {
+    let Some(mut cfg) = state.config_mut(config as u64).map(std::mem::take) else {
         return Ok(state.record_error(unknown_config(config)));
     };
     let result = apply(state, &mut cfg, items);

@@ -95,9 +95,8 @@ impl ModuleCache {
         bytes: &[u8],
         allow_text: bool,
     ) -> Result<Arc<LoadedModule>, LoadError> {
-        if !bytes.starts_with(b"\0asm")
-            && !(allow_text && bytes.trim_ascii_start().starts_with(b"("))
-        {
+        let text = allow_text && bytes.trim_ascii_start().starts_with(b"(");
+        if !(bytes.starts_with(b"\0asm") || text) {
             return Err(LoadError::Invalid(
                 "it does not start with the WebAssembly magic bytes \\0asm".into(),
             ));

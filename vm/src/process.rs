@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use troupe_abi::{err, val};
-use troupe_host_api::{HostError, Message, ProcessCtx, SpawnConfig, SpawnRequest, TagSet};
+use troupe_host_api::{
+    HostError, Message, NoProcess, ProcessCtx, SpawnConfig, SpawnRequest, TagSet,
+};
 use wasmtime::Memory;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
@@ -190,7 +192,7 @@ impl ProcessCtx for ProcessState {
         &self.last_error
     }
 
-    fn send(&self, to: u64, tag: u64, data: Vec<u8>) -> Result<(), ()> {
+    fn send(&self, to: u64, tag: u64, data: Vec<u8>) -> Result<(), NoProcess> {
         self.vm.send(
             Message {
                 tag,
@@ -248,39 +250,34 @@ impl ProcessCtx for ProcessState {
         self.perms.preopens.iter().any(|p| p.guest == guest_path)
     }
 
-    fn spawn(
-        &mut self,
-        request: SpawnRequest,
-    ) -> impl Future<Output = Result<u64, HostError>> + Send + '_ {
-        async move {
-            let module = if request.module == val::MODULE_SELF {
-                self.module.clone()
-            } else {
-                self.vm.modules.get(request.module).ok_or_else(|| {
-                    HostError::new(
-                        err::NO_SUCH_MODULE,
-                        format!("no module has handle {}", request.module),
-                    )
-                })?
-            };
-            let perms = self.perms.narrowed(&request.config)?;
-            let arg = Message {
-                tag: troupe_abi::tag::SPAWN_ARG,
-                sender: self.shared.pid,
-                data: request.arg,
-            };
-            let child = self
-                .vm
-                .spawn(
-                    module,
-                    perms,
-                    false,
-                    &request.entry,
-                    &request.params,
-                    Some(arg),
+    async fn spawn(&mut self, request: SpawnRequest) -> Result<u64, HostError> {
+        let module = if request.module == val::MODULE_SELF {
+            self.module.clone()
+        } else {
+            self.vm.modules.get(request.module).ok_or_else(|| {
+                HostError::new(
+                    err::NO_SUCH_MODULE,
+                    format!("no module has handle {}", request.module),
                 )
-                .await?;
-            Ok(child.pid)
-        }
+            })?
+        };
+        let perms = self.perms.narrowed(&request.config)?;
+        let arg = Message {
+            tag: troupe_abi::tag::SPAWN_ARG,
+            sender: self.shared.pid,
+            data: request.arg,
+        };
+        let child = self
+            .vm
+            .spawn(
+                module,
+                perms,
+                false,
+                &request.entry,
+                &request.params,
+                Some(arg),
+            )
+            .await?;
+        Ok(child.pid)
     }
 }

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 
 use dashmap::DashMap;
 use troupe_abi::err;
-use troupe_host_api::{HostError, Message};
+use troupe_host_api::{HostError, Message, NoProcess};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, Linker, PoolConcurrencyLimitError,
     PoolingAllocationConfig, Store, UpdateDeadline, Val, ValType,
@@ -273,10 +273,10 @@ impl VmInner {
     }
 
     /// Queues `msg` in `to`'s mailbox.
-    pub(crate) fn send(&self, msg: Message, to: u64) -> Result<(), ()> {
+    pub(crate) fn send(&self, msg: Message, to: u64) -> Result<(), NoProcess> {
         match self.processes.get(&to) {
             Some(p) if p.mailbox.push(msg) => Ok(()),
-            _ => Err(()),
+            _ => Err(NoProcess(to)),
         }
     }
 

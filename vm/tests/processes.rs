@@ -115,3 +115,15 @@ fn the_rust_sdk_selftest_passes_every_check() {
         r.stdout
     );
 }
+
+#[test]
+fn a_guest_loads_another_module_from_a_file_and_spawns_its_start() {
+    let mods = common::guest("hello").parent().unwrap().to_owned();
+    let r = run_with_dirs(VmConfig::new(), "spawn_module", &[], &[(&mods, "/mods")]);
+    assert_normal(&r);
+    assert!(r.stdout.contains("ran and exited"), "{}", r.stdout);
+    // The child printed to the shared stdout with the argv and env it was given.
+    assert!(r.stdout.contains("Hello from Troupe!"), "{}", r.stdout);
+    assert!(r.stdout.contains("arg[1] = from-parent"), "{}", r.stdout);
+    assert!(r.stdout.contains("ROLE=worker"), "{}", r.stdout);
+}

@@ -29,7 +29,10 @@ fn main() {
 
     // Time-outs: a poll returns at once, a time-out waits at least its time.
     let t = Instant::now();
-    assert!(matches!(receive_tagged(&[9], Some(Duration::ZERO)), Err(ReceiveError::Timeout)));
+    assert!(matches!(
+        receive_tagged(&[9], Some(Duration::ZERO)),
+        Err(ReceiveError::Timeout)
+    ));
     assert!(t.elapsed() < Duration::from_millis(50));
     let t = Instant::now();
     let r = Mailbox::<u32>::this().receive_timeout(Duration::from_millis(80));

@@ -8,7 +8,9 @@ fn child(parent: Process<u64>, _: Mailbox<()>) {
 }
 
 fn main() {
-    let n: usize = std::env::args().nth(1).map_or(10_000, |s| s.parse().unwrap());
+    let n: usize = std::env::args()
+        .nth(1)
+        .map_or(10_000, |s| s.parse().unwrap());
     let me: Process<u64> = troupe::this_process();
     let mailbox = Mailbox::<u64>::this();
     let mut pids = Vec::with_capacity(n);
@@ -17,7 +19,11 @@ fn main() {
     }
     let mut reported = std::collections::HashSet::new();
     for _ in 0..n {
-        reported.insert(mailbox.receive_timeout(Duration::from_secs(30)).expect("report"));
+        reported.insert(
+            mailbox
+                .receive_timeout(Duration::from_secs(30))
+                .expect("report"),
+        );
     }
     assert_eq!(reported.len(), n, "every child reported once");
     let distinct: std::collections::HashSet<Pid> = pids.iter().copied().collect();
@@ -41,6 +47,9 @@ fn main() {
             }
         }
     }
-    println!("spawned {n}, reported {}, still alive {alive}", reported.len());
+    println!(
+        "spawned {n}, reported {}, still alive {alive}",
+        reported.len()
+    );
     assert_eq!(alive, 0);
 }

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, the VM's unit and integration
+# tests (which build the guests for wasm32-wasip1), the Rust SDK's host
+# tests, and a smoke run of the benchmark harness. CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+start=$(date +%s)
+
+step "toolchain"
+rustup target add wasm32-wasip1
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+raise_map_count
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+(cd guest-sdk/rust && cargo fmt -- --check)
+(cd examples && cargo fmt --all -- --check)
+(cd vm/tests/guests && cargo fmt -- --check)
+
+step "cargo clippy (VM workspace, SDK and guests for wasm32-wasip1)"
+cargo clippy --release --locked --all-targets -- -D warnings
+(cd guest-sdk/rust && cargo clippy --release --target wasm32-wasip1 --all-targets -- -D warnings)
+(cd examples && cargo clippy --release --locked --target wasm32-wasip1 -- -D warnings)
+(cd vm/tests/guests && cargo clippy --release --target wasm32-wasip1 -- -D warnings)
+
+step "VM: unit, integration and doc tests (release)"
+cargo test --release --locked
+
+step "Rust guest SDK: host tests"
+(cd guest-sdk/rust && cargo test --release)
+
+if [ -x benches/run.sh ]; then
+  step "benchmark harness: smoke run (--quick)"
+  bash benches/run.sh --quick --out "$CARGO_TARGET_DIR/bench-smoke"
+fi
+
+echo
+echo "all checks passed in $(( $(date +%s) - start )) s"
