@@ -118,7 +118,9 @@ impl RunArgs {
 
     /// The VM configuration these flags give.
     pub fn vm_config(&self) -> VmConfig {
-        let mut c = VmConfig::new().max_memory(self.max_memory);
+        let mut c = VmConfig::new()
+            .max_memory(self.max_memory)
+            .handle_signals(true);
         if let Some(n) = self.max_processes {
             c = c.max_processes(n);
         }
@@ -175,11 +177,16 @@ pub fn main_with(cli: Cli) -> i32 {
             let result = Vm::new(run.vm_config()).and_then(|vm| vm.run_file(&run.module(), root));
             match result {
                 Ok(reason) => {
-                    if let ExitReason::Trap(_) = reason {
-                        eprintln!(
+                    match reason {
+                        ExitReason::Trap(_) => eprintln!(
                             "troupe: the root process (pid 1) trapped; exiting with {}",
                             reason.exit_code()
-                        );
+                        ),
+                        ExitReason::Stopped(code) => eprintln!(
+                            "troupe: stopped by signal {}; every process ended",
+                            code - 128
+                        ),
+                        _ => {}
                     }
                     reason.exit_code()
                 }

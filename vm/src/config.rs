@@ -21,6 +21,7 @@ pub struct VmConfig {
     pub(crate) table_elements: usize,
     pub(crate) threads: usize,
     pub(crate) preemption_tick: Duration,
+    pub(crate) handle_signals: bool,
 }
 
 /// The largest default [`VmConfig::max_processes`]: the default is this, or
@@ -39,6 +40,7 @@ impl Default for VmConfig {
             table_elements: 65_536,
             threads: 0,
             preemption_tick: Duration::from_millis(1),
+            handle_signals: false,
         }
     }
 }
@@ -92,6 +94,15 @@ impl VmConfig {
     /// Scheduler threads (0: one per core).
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = n;
+        self
+    }
+
+    /// Whether the VM handles SIGTERM and SIGINT itself: every process is
+    /// stopped and the run ends with exit code 143 (SIGTERM) or 130
+    /// (SIGINT). The CLI and the container shim turn this on, so that the VM
+    /// as a container's PID 1 stops on `docker stop` / `ctr task kill`.
+    pub fn handle_signals(mut self, yes: bool) -> Self {
+        self.handle_signals = yes;
         self
     }
 

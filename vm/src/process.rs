@@ -112,6 +112,9 @@ pub enum ExitReason {
     Exit(i32),
     /// It trapped; the text is the trap with its Wasm backtrace.
     Trap(String),
+    /// The VM was stopped from outside (a signal) while it ran; the code is
+    /// the VM's exit code (128 + the signal's number).
+    Stopped(i32),
 }
 
 impl ExitReason {
@@ -121,6 +124,7 @@ impl ExitReason {
             ExitReason::Normal => 0,
             ExitReason::Exit(code) => *code,
             ExitReason::Trap(_) => troupe_abi::exit::TRAP,
+            ExitReason::Stopped(code) => *code,
         }
     }
 

@@ -82,6 +82,7 @@ pub struct Vm {
     runtime: Option<tokio::runtime::Runtime>,
     stop_ticker: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
+    handle_signals: bool,
 }
 
 impl Vm {
@@ -149,6 +150,7 @@ impl Vm {
         };
 
         let map_limit = limits::max_map_count().map(|m| m / limits::MAPS_PER_PROCESS);
+        let handle_signals = config.handle_signals;
         let inner = Arc::new(VmInner {
             engine,
             linker,
@@ -165,6 +167,7 @@ impl Vm {
             runtime: Some(runtime),
             stop_ticker,
             ticker: Some(ticker),
+            handle_signals,
         })
     }
 
@@ -219,16 +222,28 @@ impl Vm {
             stderr: root.stderr,
         };
         let inner = self.inner.clone();
+        let handle_signals = self.handle_signals;
         let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
         let reason = runtime.block_on(async move {
+            // Listen before the root runs, so no early signal is missed.
+            let signals = handle_signals.then(TerminationSignals::new);
             let root = inner
                 .spawn(module, perms, root.stdin, troupe_abi::val::START, &[], None)
                 .await
                 .map_err(RunError::Start)?;
             debug_assert_eq!(root.pid, 1);
-            Ok::<_, RunError>(root.done.await.unwrap_or_else(|e| {
-                ExitReason::Trap(format!("the root process's task failed: {e}"))
-            }))
+            let done = async {
+                root.done.await.unwrap_or_else(|e| {
+                    ExitReason::Trap(format!("the root process's task failed: {e}"))
+                })
+            };
+            Ok::<_, RunError>(match signals {
+                Some(mut signals) => tokio::select! {
+                    reason = done => reason,
+                    code = signals.recv() => ExitReason::Stopped(code),
+                },
+                None => done.await,
+            })
         })?;
         Ok(reason)
     }
@@ -236,6 +251,38 @@ impl Vm {
     /// How many processes are alive.
     pub fn live_processes(&self) -> u32 {
         self.inner.live.load(Ordering::Relaxed)
+    }
+}
+
+/// SIGTERM and SIGINT, listened for.
+struct TerminationSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl TerminationSignals {
+    fn new() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        TerminationSignals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+
+    /// Waits for one and returns the exit code it stands for.
+    async fn recv(&mut self) -> i32 {
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.term) => 128 + libc::SIGTERM,
+            _ = next(&mut self.int) => 128 + libc::SIGINT,
+        }
     }
 }
 

@@ -165,3 +165,33 @@ fn crash_example_loses_only_the_crashed_processes() {
     assert_eq!(stderr.matches("trapped").count(), 2, "{stderr}");
     assert!(stdout.contains("survivors"), "{stdout}");
 }
+
+#[test]
+fn sigterm_stops_every_process_and_exits_143_and_sigint_130() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    for (signal, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_troupe"))
+            .args(["run", guest("sleeper").to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "sleeper: ready");
+        // SAFETY: signalling the child we started, by its pid.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let t = std::time::Instant::now();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        assert!(
+            text(&out.stderr).contains("stopped by signal"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
