@@ -20,3 +20,23 @@ raise_map_count() {
          "Raise it as root: sysctl -w vm.max_map_count=$want" >&2
   fi
 }
+
+# Go guests (guest-sdk/go, examples/go-*) need Go >= 1.21 for GOOS=wasip1;
+# Debian bookworm's default is 1.19, so take Go 1.23 from bookworm-backports.
+# The backports suite is added to the machine's existing deb822 source (its
+# mirror, whatever it is), idempotently.
+export TROUPE_GO="${TROUPE_GO:-/usr/lib/go-1.23/bin/go}"
+install_go() {
+  if [ -x /usr/lib/go-1.23/bin/go ]; then return; fi
+  local sources=/etc/apt/sources.list.d/debian.sources
+  if [ "$(id -u)" != 0 ]; then
+    echo "Go 1.23 is missing and installing it needs root:" \
+         "add bookworm-backports to $sources, then apt-get install -t bookworm-backports golang-1.23-go" >&2
+    return 1
+  fi
+  if ! grep -Eq '^Suites:.*[[:space:]]bookworm-backports([[:space:]]|$)' "$sources"; then
+    sed -i -E 's/^(Suites:[[:space:]]*bookworm bookworm-updates)([[:space:]]*)$/\1 bookworm-backports/' "$sources"
+  fi
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -t bookworm-backports golang-1.23-go
+}

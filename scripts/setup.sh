@@ -8,6 +8,9 @@ source scripts/env.sh
 step "installing the wasm32-wasip1 Rust target"
 rustup target add wasm32-wasip1
 
+step "installing Go 1.23 (for Go guests; from bookworm-backports)"
+install_go
+
 raise_map_count
 
 step "building the troupe VM (release; the first build takes several minutes)"

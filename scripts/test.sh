@@ -10,6 +10,7 @@ start=$(date +%s)
 step "toolchain"
 rustup target add wasm32-wasip1
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+install_go
 raise_map_count
 
 step "cargo fmt --check"
