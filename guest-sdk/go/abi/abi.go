@@ -1,0 +1,139 @@
+// Package abi holds the constants of Troupe's guest ABI, mirrored from the
+// Rust crate troupe-abi (host-api/abi/src/lib.rs), where they are defined
+// once. Their meaning is given in host-api/SPEC.md.
+//
+// Each constant is named after its Rust module and name: err::NO_PROCESS is
+// ErrNoProcess, tag::SPAWN_ARG is TagSpawnArg, val::SDK_ENTRY is
+// ValSdkEntry. A test parses the Rust file and fails if any constant is
+// missing here or has another value, so the two cannot drift.
+package abi
+
+// Import module names, one per namespace (Rust: module).
+const (
+	// ModuleProcess: identity, errors, module loading, spawn configuration, spawn.
+	ModuleProcess = "troupe_process"
+	// ModuleMessage: send, selective receive, reading a held message.
+	ModuleMessage = "troupe_message"
+	// ModuleRegistry: the name registry.
+	ModuleRegistry = "troupe_registry"
+	// ModuleTimer: sleep, send_after, cancel_timer.
+	ModuleTimer = "troupe_timer"
+)
+
+// Error codes returned by host functions (Rust: err). OK is zero.
+const (
+	ErrOk                int32 = 0
+	ErrNoProcess         int32 = 1
+	ErrTimeout           int32 = 2
+	ErrBufferTooSmall    int32 = 3
+	ErrNoMessage         int32 = 4
+	ErrInvalidModule     int32 = 5
+	ErrNoSuchModule      int32 = 6
+	ErrNoSuchExport      int32 = 7
+	ErrResourceLimit     int32 = 8
+	ErrPermissionDenied  int32 = 9
+	ErrInvalidArgument   int32 = 10
+	ErrSpawnFailed       int32 = 11
+	ErrAlreadyRegistered int32 = 12
+	ErrNotFound          int32 = 13
+)
+
+// ErrorName is the short stable name of an error code (Rust: err::name).
+func ErrorName(code int32) string {
+	switch code {
+	case ErrOk:
+		return "ok"
+	case ErrNoProcess:
+		return "no such process"
+	case ErrTimeout:
+		return "timed out"
+	case ErrBufferTooSmall:
+		return "buffer too small"
+	case ErrNoMessage:
+		return "no held message"
+	case ErrInvalidModule:
+		return "invalid module"
+	case ErrNoSuchModule:
+		return "no such module"
+	case ErrNoSuchExport:
+		return "no such export"
+	case ErrResourceLimit:
+		return "resource limit reached"
+	case ErrPermissionDenied:
+		return "permission denied"
+	case ErrInvalidArgument:
+		return "invalid argument"
+	case ErrSpawnFailed:
+		return "spawn failed"
+	case ErrAlreadyRegistered:
+		return "name already registered"
+	case ErrNotFound:
+		return "not found"
+	}
+	return "unknown error"
+}
+
+// Message tags (Rust: tag). Tags with the top bit set are reserved for the VM.
+const (
+	// TagData is the tag of ordinary typed messages.
+	TagData uint64 = 0
+	// TagReplyBase is the first tag of the reply range TagReplyBase..TagSystemBase.
+	TagReplyBase uint64 = 1 << 62
+	// TagSystemBase is the first tag reserved for messages the VM sends.
+	TagSystemBase uint64 = 1 << 63
+	// TagSpawnArg is the spawn argument, the first message of every spawned process.
+	TagSpawnArg uint64 = TagSystemBase
+	// TagExit is an exit signal turned into a message (the receiver traps exits).
+	TagExit uint64 = TagSystemBase + 1
+	// TagDown is the message a monitor gets when the monitored process ends.
+	TagDown uint64 = TagSystemBase + 2
+)
+
+// Exit reasons as they cross the ABI (Rust: reason): a u32 kind, then data.
+const (
+	ReasonNormal      uint32 = 0
+	ReasonTrap        uint32 = 1
+	ReasonKilled      uint32 = 2
+	ReasonLimit       uint32 = 3
+	ReasonExitCode    uint32 = 4
+	ReasonCustom      uint32 = 5
+	ReasonNoproc      uint32 = 6
+	ReasonShutdown    uint32 = 7
+	ReasonLimitMemory uint32 = 0
+	ReasonLimitFuel   uint32 = 1
+)
+
+// Special values of parameters (Rust: val).
+const (
+	// ValModuleSelf is spawn's module handle meaning "the caller's own module".
+	ValModuleSelf uint64 = 0
+	// ValConfigInherit is spawn's config handle meaning "inherit everything".
+	ValConfigInherit uint64 = 0
+	// ValTimeoutForever is a receive timeout that waits forever (0 polls).
+	ValTimeoutForever int64 = -1
+	// ValMaxSpawnParams is the most entry parameters spawn passes.
+	ValMaxSpawnParams uint32 = 16
+	// ValSdkEntry is the export the Rust SDK provides for spawning functions.
+	ValSdkEntry = "__troupe_entry"
+	// ValStart is the export every command module has.
+	ValStart = "_start"
+	// ValTimerCancelled is cancel_timer's result when the timer was cancelled.
+	ValTimerCancelled int32 = 1
+	// ValTimerNotPending is cancel_timer's result when it had already fired.
+	ValTimerNotPending int32 = 0
+)
+
+// Offsets in the 24-byte record receive writes (Rust: info).
+const (
+	InfoTag    = 0
+	InfoSender = 8
+	InfoLen    = 16
+	InfoSize   = 24
+)
+
+// Exit codes of the troupe CLI itself (Rust: exit).
+const (
+	ExitTrap      int32 = 134
+	ExitLoadError int32 = 1
+	ExitKilled    int32 = 137
+)

@@ -1,0 +1,3 @@
+module troupe.dev/troupe
+
+go 1.21

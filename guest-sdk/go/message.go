@@ -1,0 +1,226 @@
+package troupe
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"troupe.dev/troupe/abi"
+	"troupe.dev/troupe/bincode"
+)
+
+// Pid identifies a process: unique for the whole life of the VM, never
+// reused. The root process is pid 1. In messages it is a u64, as the Rust
+// SDK's Pid.
+type Pid uint64
+
+// String shows the pid as <N>, as the Rust SDK does.
+func (p Pid) String() string { return fmt.Sprintf("<%d>", uint64(p)) }
+
+var selfPid atomic.Uint64
+
+// Self is the calling process's pid (asked from the VM once).
+func Self() Pid {
+	p := selfPid.Load()
+	if p == 0 {
+		p = uint64(sysSelfPid())
+		selfPid.Store(p)
+	}
+	return Pid(p)
+}
+
+// Forever, as a timeout, waits without limit.
+const Forever time.Duration = -1
+
+// timeoutNs is receive's timeout argument: negative waits forever, zero
+// polls.
+func timeoutNs(d time.Duration) int64 {
+	if d < 0 {
+		return abi.ValTimeoutForever
+	}
+	return int64(d)
+}
+
+// Buffers reused between calls. A buffer is taken out while in use, so
+// that a concurrent use (two goroutines) allocates rather than shares.
+var (
+	recvBuf []byte
+	sendBuf []byte
+)
+
+const (
+	// initialBuffer is where the receive buffer starts: typical messages
+	// fit, so a waiting message costs one host call.
+	initialBuffer = 1024
+	// keepBuffer: a buffer grown past this by one big message is left to
+	// the garbage collector after use.
+	keepBuffer = 1 << 20
+)
+
+// Send encodes v with bincode (see package bincode) and sends it with tag
+// abi.TagData. It never blocks and is not acknowledged: nil means the
+// message was queued, not that it will be handled. A dead target gives an
+// error that errors.Is(err, ErrNoProcess).
+func (p Pid) Send(v any) error { return sendValue("send", p, abi.TagData, v) }
+
+// SendTagged sends raw bytes with a tag of your choosing (the receiver
+// selects on it with ReceiveTagged).
+func (p Pid) SendTagged(tag uint64, data []byte) error {
+	rc := sysSend(int64(p), int64(tag), unsafe.Pointer(unsafe.SliceData(data)), int32(len(data)))
+	if rc != abi.ErrOk {
+		return hostError("send", rc)
+	}
+	return nil
+}
+
+func sendValue(op string, p Pid, tag uint64, v any) error {
+	buf := sendBuf
+	sendBuf = nil
+	buf, err := bincode.Append(buf[:0], v)
+	if err != nil {
+		sendBuf = buf
+		return &Error{Op: op, Code: ErrInvalidArgument, Message: err.Error()}
+	}
+	err = p.SendTagged(tag, buf)
+	if cap(buf) <= keepBuffer {
+		sendBuf = buf
+	}
+	if e, ok := err.(*Error); ok {
+		e.Op = op
+	}
+	return err
+}
+
+// Message is a message taken from the mailbox: its tag, its sender and its
+// payload.
+type Message struct {
+	Tag  uint64
+	From Pid // for abi.TagSpawnArg: the parent
+	Data []byte
+}
+
+// Decode decodes the payload (bincode) into the value v points to.
+func (m Message) Decode(v any) error {
+	if err := bincode.Unmarshal(m.Data, v); err != nil {
+		return &MalformedError{From: m.From, Tag: m.Tag, Err: err}
+	}
+	return nil
+}
+
+// The receive call's small arguments live in globals rather than on the
+// stack: a pointer passed to a host function makes its target escape to
+// the heap, and a Go process runs on one thread, with no goroutine switch
+// between the host call and the reading of its results.
+var (
+	infoRecord [abi.InfoSize]byte
+	oneTag     [1]uint64
+)
+
+// Preallocated time-out errors: polling with TryReceive should not
+// allocate.
+var (
+	errReceiveTimeout = &Error{Op: "receive", Code: ErrTimeout}
+	errRequestTimeout = &Error{Op: "request", Code: ErrTimeout}
+)
+
+// receive takes the oldest message whose tag is in tags (any tag if tags is
+// empty), waiting up to timeout, into the receive buffer, which it takes:
+// the caller gives it back with releaseBuffer once done with the payload
+// buf[:n].
+func receive(tags []uint64, timeout time.Duration) (tag uint64, from Pid, buf []byte, n int, ok bool) {
+	buf = recvBuf
+	recvBuf = nil
+	if len(buf) < initialBuffer {
+		buf = make([]byte, initialBuffer)
+	}
+	rc := sysReceive(unsafe.Pointer(unsafe.SliceData(tags)), int32(len(tags)), timeoutNs(timeout),
+		unsafe.Pointer(&buf[0]), int32(len(buf)), unsafe.Pointer(&infoRecord[0]))
+	tag, from, n = parseInfo(&infoRecord)
+	switch rc {
+	case abi.ErrOk:
+	case abi.ErrBufferTooSmall:
+		buf = make([]byte, n)
+		if rc := sysRead(unsafe.Pointer(unsafe.SliceData(buf)), int32(n)); rc != abi.ErrOk {
+			unexpected("read", rc)
+		}
+	case abi.ErrTimeout:
+		recvBuf = buf
+		return 0, 0, nil, 0, false
+	default:
+		unexpected("receive", rc)
+	}
+	return tag, from, buf, n, true
+}
+
+func releaseBuffer(buf []byte) {
+	if len(buf) <= keepBuffer {
+		recvBuf = buf
+	}
+}
+
+// parseInfo reads the record receive writes: tag, sender, payload length.
+func parseInfo(info *[abi.InfoSize]byte) (uint64, Pid, int) {
+	tag := binary.LittleEndian.Uint64(info[abi.InfoTag:])
+	from := binary.LittleEndian.Uint64(info[abi.InfoSender:])
+	n := binary.LittleEndian.Uint32(info[abi.InfoLen:])
+	return tag, Pid(from), int(n)
+}
+
+// ReceiveTagged takes the oldest message whose tag is one of tags (any tag
+// if tags is empty; messages with other tags stay queued, in order),
+// waiting at most timeout (Forever: no limit, 0: do not wait). This is
+// Erlang's selective receive on tags. The only error is a time-out
+// (errors.Is(err, ErrTimeout)).
+func ReceiveTagged(tags []uint64, timeout time.Duration) (Message, error) {
+	tag, from, buf, n, ok := receive(tags, timeout)
+	if !ok {
+		return Message{}, errReceiveTimeout
+	}
+	m := Message{Tag: tag, From: from, Data: append([]byte(nil), buf[:n]...)}
+	releaseBuffer(buf)
+	return m, nil
+}
+
+// receiveDecoded takes the oldest message with tag and decodes it into v;
+// timedOut is the error for a time-out.
+func receiveDecoded(tag uint64, timeout time.Duration, v any, timedOut error) (Pid, error) {
+	oneTag[0] = tag
+	tag, from, buf, n, ok := receive(oneTag[:], timeout)
+	if !ok {
+		return 0, timedOut
+	}
+	err := bincode.Unmarshal(buf[:n], v)
+	releaseBuffer(buf)
+	if err != nil {
+		return from, &MalformedError{From: from, Tag: tag, Err: err}
+	}
+	return from, nil
+}
+
+// Receive waits for the next ordinary message (tag abi.TagData) and decodes
+// it into the value v points to; it returns the sender. Replies to
+// requests, the spawn argument and VM messages stay queued for the code
+// that waits for them.
+//
+// While it waits, this whole process waits, with all its goroutines (see
+// the package documentation); other processes run on.
+//
+// A payload that does not decode as v's type gives a *MalformedError (the
+// message is consumed).
+func Receive(v any) (from Pid, err error) {
+	return receiveDecoded(abi.TagData, Forever, v, errReceiveTimeout)
+}
+
+// ReceiveTimeout is Receive waiting at most d; a time-out gives an error
+// that errors.Is(err, ErrTimeout).
+func ReceiveTimeout(v any, d time.Duration) (from Pid, err error) {
+	return receiveDecoded(abi.TagData, d, v, errReceiveTimeout)
+}
+
+// TryReceive takes the next ordinary message if one is waiting, without
+// waiting (ErrTimeout if none is).
+func TryReceive(v any) (from Pid, err error) {
+	return receiveDecoded(abi.TagData, 0, v, errReceiveTimeout)
+}
