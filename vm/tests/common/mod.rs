@@ -160,3 +160,63 @@ pub fn pool(n: u32) -> VmConfig {
     );
     VmConfig::new().max_processes(n)
 }
+
+/// The Go toolchain the Go guests are built with: `$TROUPE_GO`, else the Go
+/// 1.23 that `scripts/test.sh` installs. Go guests need Go >= 1.21
+/// (`GOOS=wasip1`); a missing toolchain fails the test with the fix.
+fn go_toolchain() -> PathBuf {
+    let go = std::env::var_os("TROUPE_GO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/go-1.23/bin/go"));
+    let version = Command::new(&go).arg("version").output();
+    match version {
+        Ok(out) if out.status.success() => go,
+        _ => panic!(
+            "no Go toolchain at {} (Go >= 1.21 builds the Go guests): run scripts/test.sh, \
+             which installs Go 1.23 from bookworm-backports (install_go in scripts/env.sh), \
+             or set TROUPE_GO",
+            go.display()
+        ),
+    }
+}
+
+/// The path of a built Go guest: an example (`go-hello`, `go-ping-pong`,
+/// `go-workers`, `mixed`) or the Go SDK's `selftest`, all built once per
+/// test binary with `GOOS=wasip1 GOARCH=wasm` into the cargo target dir's
+/// tmp folder (`go-guests`), with only the standard library (no module
+/// proxy).
+pub fn go_guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("go-guests");
+    BUILT.get_or_init(|| {
+        let go = go_toolchain();
+        let root = repo();
+        let builds = [
+            ("go-hello", root.join("examples/go-hello"), "."),
+            ("go-ping-pong", root.join("examples/go-ping-pong"), "."),
+            ("go-workers", root.join("examples/go-workers"), "."),
+            ("mixed", root.join("examples/mixed"), "."),
+            ("selftest", root.join("guest-sdk/go"), "./examples/selftest"),
+        ];
+        for (name, dir, package) in builds {
+            let status = Command::new(&go)
+                .args(["build", "-o"])
+                .arg(out.join(format!("{name}.wasm")))
+                .arg(package)
+                .current_dir(&dir)
+                .env("GOOS", "wasip1")
+                .env("GOARCH", "wasm")
+                .env("GOFLAGS", "-mod=mod")
+                .env("GOPROXY", "off")
+                .env("GOTOOLCHAIN", "local")
+                .env("GOCACHE", out.join("cache"))
+                .env("GOPATH", out.join("gopath"))
+                .status()
+                .expect("run go build");
+            assert!(status.success(), "go build of {} failed", dir.display());
+        }
+    });
+    let path = out.join(format!("{name}.wasm"));
+    assert!(path.exists(), "no Go guest {}", path.display());
+    path
+}

@@ -1,0 +1,3 @@
+module troupe.dev/examples/go-hello
+
+go 1.21

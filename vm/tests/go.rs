@@ -1,0 +1,170 @@
+//! Go guests: the Go examples and the Go SDK's selftest, built with the Go
+//! toolchain (`GOOS=wasip1`) and run through the `troupe` binary, including
+//! Go and Rust processes exchanging typed messages in both directions.
+//!
+//! Needs Go >= 1.21: `scripts/test.sh` installs Go 1.23; without it these
+//! tests fail and say so.
+
+mod common;
+use common::{go_guest, guest, text, troupe, troupe_with_stdin};
+
+fn run_ok(args: &[&str]) -> String {
+    let out = troupe(args);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "troupe {args:?} exited with {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status.code(),
+        text(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn go_hello_gets_args_env_dirs_stdin_and_exit_code() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("file.txt"), "x").unwrap();
+    std::fs::create_dir(data.path().join("sub")).unwrap();
+    let dir = format!("{}::/data", data.path().display());
+    let hello = go_guest("go-hello");
+    let hello = hello.to_str().unwrap();
+    let out = troupe(&[
+        "run",
+        "--env",
+        "GREETING=hi",
+        "--dir",
+        &dir,
+        hello,
+        "a",
+        "b c",
+        "--exit",
+        "3",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{}", text(&out.stderr));
+    for line in [
+        "Hello from Go on Troupe!",
+        "runtime: wasip1/wasm go1.",
+        &format!("arg[0] = {hello}"),
+        "arg[1] = a",
+        "arg[2] = b c",
+        "env: 1 variable(s)",
+        "env GREETING=hi",
+        "/data: 2 entries",
+        "/data/file.txt",
+        "/data/sub/",
+        "exiting with code 3",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+
+    let out = troupe_with_stdin(&["run", hello, "--stdin"], b"hello");
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("stdin: 5 bytes"));
+
+    // A Go panic is Go's exit(2), not a trap.
+    let out = troupe(&["run", hello, "--panic"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("panic: go-hello was asked to panic"));
+}
+
+#[test]
+fn go_ping_pong_bounces_every_ball() {
+    let stdout = run_ok(&["run", go_guest("go-ping-pong").to_str().unwrap(), "20000"]);
+    for line in [
+        "go-ping-pong: root process <1>",
+        "go-ping-pong: spawned pong <2>",
+        "pong <2>: started, bouncing balls back to <1>",
+        "go-ping-pong: <1> sent ball 2 to <2>, got 2 back",
+        "go-ping-pong: pong saw 20003 balls",
+        "pong <2>: stopping after 20003 balls",
+        "go-ping-pong: 20000 round trips in",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+}
+
+#[test]
+fn go_workers_fan_out_and_gather_with_request_reply() {
+    let stdout = run_ok(&[
+        "run",
+        go_guest("go-workers").to_str().unwrap(),
+        "3",
+        "300000",
+        "12",
+    ]);
+    for line in [
+        "go-workers: spawned <2> <3> <4>",
+        "go-workers: worker 2 <4>: 4 jobs",
+        "go-workers: total 25997 primes below 300000",
+        "go-workers: OK",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+}
+
+#[test]
+fn go_sdk_selftest_passes_against_the_vm() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = format!("{}::/data", data.path().display());
+    let out = troupe(&[
+        "run",
+        "--threads",
+        "1",
+        "--dir",
+        &dir,
+        go_guest("selftest").to_str().unwrap(),
+        "one",
+        "two",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("selftest: all ok"),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        text(&out.stderr)
+    );
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+    // The child that panicked on purpose printed its panic; nobody else died.
+    assert!(text(&out.stderr).contains("this child panics on purpose"));
+}
+
+/// Runs the mixed example with `leader` as the root, which loads `follower`
+/// from the preopened directory `/modules`.
+fn mixed(leader: &std::path::Path, follower: &std::path::Path) -> String {
+    let dir = format!("{}::/modules", follower.parent().unwrap().display());
+    let module = format!(
+        "/modules/{}",
+        follower.file_name().unwrap().to_str().unwrap()
+    );
+    run_ok(&["run", "--dir", &dir, leader.to_str().unwrap(), &module])
+}
+
+#[test]
+fn mixed_go_leader_and_rust_follower_exchange_typed_messages() {
+    let stdout = mixed(&go_guest("mixed"), &guest("mixed-rust"));
+    for line in [
+        "leader (go) <1>: spawned /modules/mixed-rust.wasm as <2>",
+        "follower (rust) <2>: hello from the go leader <1>",
+        "follower (rust): pricing order 7 for Zoë (2 items, note Some(\"fragile ✓\"), express true)",
+        "leader (go): quote for order 7 from the rust follower: 2 lines, total 16.00",
+        "follower (rust): the leader echoed \"hi from rust <2> / echoed by go\"",
+        "mixed: OK (go leader, rust follower)",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+}
+
+#[test]
+fn mixed_rust_leader_and_go_follower_exchange_typed_messages() {
+    let stdout = mixed(&guest("mixed-rust"), &go_guest("mixed"));
+    for line in [
+        "leader (rust) <1>: spawned /modules/mixed.wasm as <2>",
+        "follower (go) <2>: hello from the rust leader <1>",
+        "follower (go): pricing order 7 for Zoë (2 items, note Some(fragile ✓), express true)",
+        "leader (rust): quote for order 7 from the go follower: 2 lines, total 16.00",
+        "follower (go): the leader echoed \"hi from go <2> / echoed by rust\"",
+        "mixed: OK (rust leader, go follower)",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+}
