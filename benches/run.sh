@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Build the benchmark harness, the Troupe VM and the Troupe guests (release),
+# then run the harness with the arguments given.
+#   benches/run.sh --quick                 # CI smoke run (about a minute after the builds)
+#   benches/run.sh                         # full run (~8 min on 2 cores)
+#   benches/run.sh --install-erlang ...    # apt-get install erlang-nox first if erl is missing
+# The VM is built from this checkout unless TROUPE_BIN (or --troupe) names one,
+# and the guests (benches/guests) unless --guests names a directory of them.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(dirname "$here")"
+bench_target="${CARGO_TARGET_DIR:-/var/tmp/troupe-benches-target}"
+vm_target="${CARGO_TARGET_DIR:-/var/tmp/troupe-target}"
+guests_target="${TROUPE_GUESTS_TARGET_DIR:-/var/tmp/troupe-bench-guests}"
+
+args=("$@")
+# Whether the flag $1 was given (as `--flag value` or `--flag=value`).
+given() {
+  local a
+  for a in ${args[@]+"${args[@]}"}; do
+    [[ $a == "$1" || $a == "$1="* ]] && return 0
+  done
+  return 1
+}
+# Whether the Troupe column is wanted (`--systems` absent or naming troupe).
+troupe_wanted() {
+  local i
+  for ((i = 0; i < ${#args[@]}; i++)); do
+    case "${args[i]}" in
+      --systems=*) [[ ,${args[i]#--systems=}, == *,troupe,* ]]; return ;;
+      --systems) [[ ,${args[i + 1]:-}, == *,troupe,* ]]; return ;;
+    esac
+  done
+  return 0
+}
+
+CARGO_TARGET_DIR="$bench_target" cargo build --release --quiet \
+  --manifest-path "$here/Cargo.toml" --bins
+
+extra=()
+if troupe_wanted; then
+  if [ -z "${TROUPE_BIN:-}" ] && ! given --troupe; then
+    echo "run.sh: building the Troupe VM (release) ..." >&2
+    CARGO_TARGET_DIR="$vm_target" cargo build --release --quiet --locked \
+      --manifest-path "$repo/Cargo.toml" --bin troupe
+    export TROUPE_BIN="$vm_target/release/troupe"
+  fi
+  if ! given --guests; then
+    echo "run.sh: building the Troupe guests (wasm32-wasip1, release) ..." >&2
+    if command -v rustup >/dev/null; then
+      rustup target add wasm32-wasip1 >/dev/null 2>&1 ||
+        echo "run.sh: warning: rustup target add wasm32-wasip1 failed" >&2
+    fi
+    CARGO_TARGET_DIR="$guests_target" cargo build --release --quiet \
+      --manifest-path "$here/guests/Cargo.toml" --target wasm32-wasip1
+    extra+=(--guests "$guests_target/wasm32-wasip1/release")
+  fi
+fi
+exec "$bench_target/release/bench" ${extra[@]+"${extra[@]}"} "$@"

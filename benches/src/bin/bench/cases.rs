@@ -1,0 +1,166 @@
+//! The workload table: what is run, with which parameters, in full and quick mode.
+
+use serde::Serialize;
+
+/// Whether a larger or a smaller number is better for a workload's primary value.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+type Params = &'static [(&'static str, u64)];
+
+pub struct WorkloadSpec {
+    pub name: &'static str,
+    pub better: Better,
+    /// Unit every system must report for this workload.
+    pub unit: &'static str,
+    /// Extra numeric fields shown (as medians) in the Markdown table.
+    pub details: &'static [&'static str],
+    /// One entry per case (e.g. one per payload size), full-size runs.
+    pub full: &'static [Params],
+    /// Small sizes for `--quick` (the CI smoke run).
+    pub quick: &'static [Params],
+}
+
+pub const WORKLOADS: &[WorkloadSpec] = &[
+    WorkloadSpec {
+        name: "spawn",
+        better: Better::Lower,
+        unit: "us/spawn",
+        details: &["spawn_call_us", "total_ms"],
+        full: &[&[("n", 100_000)]],
+        quick: &[&[("n", 20_000)]],
+    },
+    WorkloadSpec {
+        name: "idle",
+        better: Better::Lower,
+        unit: "bytes/proc",
+        details: &[
+            "pss_bytes_per_proc",
+            "spawn_rate",
+            "erlang_memory_bytes_per_proc",
+        ],
+        full: &[&[("n", 10_000)], &[("n", 100_000)], &[("n", 1_000_000)]],
+        quick: &[&[("n", 10_000)]],
+    },
+    WorkloadSpec {
+        name: "pingpong",
+        better: Better::Higher,
+        unit: "roundtrips/s",
+        details: &["rtt_ns"],
+        full: &[&[("rounds", 1_000_000)]],
+        quick: &[&[("rounds", 100_000)]],
+    },
+    WorkloadSpec {
+        name: "ring",
+        better: Better::Higher,
+        unit: "msgs/s",
+        details: &["setup_ms"],
+        full: &[&[("procs", 10_000), ("laps", 100)]],
+        quick: &[&[("procs", 1_000), ("laps", 20)]],
+    },
+    WorkloadSpec {
+        name: "fanin",
+        better: Better::Higher,
+        unit: "msgs/s",
+        details: &[],
+        full: &[&[("producers", 1_000), ("msgs", 1_000)]],
+        quick: &[&[("producers", 100), ("msgs", 500)]],
+    },
+    WorkloadSpec {
+        name: "payload",
+        better: Better::Higher,
+        unit: "bytes/s",
+        details: &["roundtrips_per_s"],
+        full: &[
+            &[("size", 8), ("rounds", 100_000)],
+            &[("size", 1024), ("rounds", 100_000)],
+            &[("size", 65_536), ("rounds", 20_000)],
+        ],
+        quick: &[
+            &[("size", 8), ("rounds", 20_000)],
+            &[("size", 1024), ("rounds", 20_000)],
+            &[("size", 65_536), ("rounds", 5_000)],
+        ],
+    },
+    // A compute loop timed alone (the value: tokio runs it natively, so the
+    // ratio is the cost of Wasm + epoch checks), then while 2*threads-1 other
+    // processes spin on it (`shared_ms`, `slowdown`: about 2 if time-slicing
+    // is fair). tokio cannot preempt, so it has no shared run.
+    WorkloadSpec {
+        name: "preemption",
+        better: Better::Lower,
+        unit: "ms",
+        details: &["shared_ms", "slowdown"],
+        full: &[&[("iters", 200_000_000)]],
+        quick: &[&[("iters", 20_000_000)]],
+    },
+];
+
+/// One concrete benchmark: a workload with fixed parameters.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub workload: &'static str,
+    pub params: Vec<(&'static str, u64)>,
+    pub better: Better,
+    pub unit: &'static str,
+    pub details: &'static [&'static str],
+}
+
+impl Case {
+    /// e.g. `payload size=1024 rounds=100000`
+    pub fn label(&self) -> String {
+        let mut s = self.workload.to_string();
+        for (k, v) in &self.params {
+            s.push_str(&format!(" {k}={v}"));
+        }
+        s
+    }
+
+    /// Parameters as command-line arguments: `key=value` each.
+    pub fn args(&self) -> Vec<String> {
+        self.params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    }
+
+    pub fn param(&self, key: &str) -> Option<u64> {
+        self.params.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+}
+
+/// Expand the table into cases, filtered by workload names and the idle limit.
+pub fn cases(quick: bool, only: Option<&[String]>, idle_max: u64) -> anyhow::Result<Vec<Case>> {
+    if let Some(names) = only {
+        for n in names {
+            if !WORKLOADS.iter().any(|w| w.name == n) {
+                let known: Vec<_> = WORKLOADS.iter().map(|w| w.name).collect();
+                anyhow::bail!("unknown workload {n:?} (known: {})", known.join(", "));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for w in WORKLOADS {
+        if only.is_some_and(|names| !names.iter().any(|n| n == w.name)) {
+            continue;
+        }
+        for params in if quick { w.quick } else { w.full } {
+            let case = Case {
+                workload: w.name,
+                params: params.to_vec(),
+                better: w.better,
+                unit: w.unit,
+                details: w.details,
+            };
+            if w.name == "idle" && case.param("n").is_some_and(|n| n > idle_max) {
+                continue;
+            }
+            out.push(case);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,437 @@
+//! Native baseline: the benchmark workloads as tokio tasks talking over
+//! unbounded mpsc channels (one channel = one mailbox).
+//!
+//! `tokio-baseline <workload> [key=value ...] --threads N` prints exactly one
+//! JSON line on stdout (the contract described in benches/README.md).
+//! `--threads 1` uses a current_thread runtime, `--threads N` (N > 1) a
+//! multi_thread runtime with N workers. Runtime construction and process
+//! start-up are excluded from the timings.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+#[derive(Parser, Debug)]
+#[command(about = "tokio baseline for the Troupe benchmarks (prints one JSON line)")]
+struct Cli {
+    /// Workload to run.
+    #[arg(value_enum)]
+    workload: Workload,
+    /// Workload parameters as key=value (e.g. n=100000); missing keys take defaults.
+    params: Vec<String>,
+    /// Scheduler threads: 1 = current_thread runtime, N > 1 = multi_thread with N workers.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum Workload {
+    Spawn,
+    Idle,
+    Pingpong,
+    Ring,
+    Fanin,
+    Payload,
+    Preemption,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Spawn => "spawn",
+            Workload::Idle => "idle",
+            Workload::Pingpong => "pingpong",
+            Workload::Ring => "ring",
+            Workload::Fanin => "fanin",
+            Workload::Payload => "payload",
+            Workload::Preemption => "preemption",
+        }
+    }
+
+    /// Default parameters (the full-size benchmark).
+    fn defaults(self) -> &'static [(&'static str, u64)] {
+        match self {
+            Workload::Spawn => &[("n", 100_000)],
+            Workload::Idle => &[("n", 100_000)],
+            Workload::Pingpong => &[("rounds", 1_000_000)],
+            Workload::Ring => &[("procs", 10_000), ("laps", 100)],
+            Workload::Fanin => &[("producers", 1_000), ("msgs", 1_000)],
+            Workload::Payload => &[("size", 1024), ("rounds", 100_000)],
+            Workload::Preemption => &[("iters", 200_000_000)],
+        }
+    }
+}
+
+/// One benchmark result: the primary number plus named extras.
+struct Outcome {
+    value: f64,
+    unit: &'static str,
+    elapsed_ms: f64,
+    extra: Vec<(&'static str, f64)>,
+}
+
+fn parse_params(w: Workload, raw: &[String]) -> Result<BTreeMap<String, u64>> {
+    let mut map: BTreeMap<String, u64> = w
+        .defaults()
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    for p in raw {
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("parameter {p:?} is not key=value"))?;
+        if !map.contains_key(k) {
+            bail!("unknown parameter {k:?} for workload {}", w.name());
+        }
+        let v: u64 = v
+            .parse()
+            .with_context(|| format!("parameter {k}: {v:?} is not an integer"))?;
+        if v == 0 {
+            bail!("parameter {k} must be > 0");
+        }
+        map.insert(k.to_string(), v);
+    }
+    Ok(map)
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if cli.threads == 0 {
+        bail!("--threads must be >= 1");
+    }
+    let params = parse_params(cli.workload, &cli.params)?;
+    let owned = params.clone();
+    let p = move |k: &str| owned[k] as usize;
+
+    let rt = if cli.threads == 1 {
+        tokio::runtime::Builder::new_current_thread().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cli.threads)
+            .build()?
+    };
+
+    // The driver runs as a spawned task so that, as in the actor systems, it
+    // is itself scheduled on a worker rather than on the blocking main thread.
+    let w = cli.workload;
+    let job = async move {
+        match w {
+            Workload::Spawn => spawn(p("n")).await,
+            Workload::Idle => idle(p("n")).await,
+            Workload::Pingpong => pingpong(p("rounds")).await,
+            Workload::Ring => ring(p("procs"), p("laps")).await,
+            Workload::Fanin => fanin(p("producers"), p("msgs")).await,
+            Workload::Payload => payload(p("size"), p("rounds")).await,
+            Workload::Preemption => preemption(p("iters") as u64).await,
+        }
+    };
+    let out = rt.block_on(async move { tokio::spawn(job).await })??;
+
+    let mut line = Map::new();
+    line.insert("system".into(), json!("tokio"));
+    line.insert("workload".into(), json!(w.name()));
+    line.insert("threads".into(), json!(cli.threads));
+    line.insert("params".into(), json!(params));
+    line.insert("value".into(), json!(out.value));
+    line.insert("unit".into(), json!(out.unit));
+    line.insert("elapsed_ms".into(), json!(out.elapsed_ms));
+    for (k, v) in out.extra {
+        line.insert(k.into(), json!(v));
+    }
+    println!("{}", Value::Object(line));
+    // Skip runtime teardown (idle leaves up to a million parked tasks behind).
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    std::process::exit(0);
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Counts finished tasks; the last one to finish wakes the waiter.
+struct Countdown {
+    left: AtomicUsize,
+    done: Notify,
+}
+
+impl Countdown {
+    fn new(n: usize) -> Arc<Self> {
+        Arc::new(Self {
+            left: AtomicUsize::new(n),
+            done: Notify::new(),
+        })
+    }
+    fn tick(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify_one();
+        }
+    }
+    async fn wait(&self) {
+        // notify_one stores a permit, so a tick racing ahead of wait() is not lost.
+        while self.left.load(Ordering::Acquire) != 0 {
+            self.done.notified().await;
+        }
+    }
+}
+
+/// spawn: n tasks that start and exit; time from the first spawn until the
+/// last one has exited.
+async fn spawn(n: usize) -> Result<Outcome> {
+    let cd = Countdown::new(n);
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let cd = cd.clone();
+        tokio::spawn(async move { cd.tick() });
+    }
+    let spawned = t0.elapsed();
+    cd.wait().await;
+    let total = t0.elapsed();
+    Ok(Outcome {
+        value: total.as_secs_f64() * 1e6 / n as f64,
+        unit: "us/spawn",
+        elapsed_ms: ms(total),
+        extra: vec![
+            ("spawn_call_us", spawned.as_secs_f64() * 1e6 / n as f64),
+            ("total_ms", ms(total)),
+        ],
+    })
+}
+
+/// Resident set size of this process in bytes, from /proc/self/status.
+fn rss_bytes() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS in /proc/self/status")?;
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .context("malformed VmRSS")?
+        .parse()?;
+    Ok(kb * 1024)
+}
+
+/// Proportional set size of this process in bytes (`Pss` of
+/// /proc/self/smaps_rollup): like RSS, but a page shared by k mappings
+/// counts 1/k. 0 if the kernel does not provide it.
+fn pss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            let kb = s.lines().find_map(|l| l.strip_prefix("Pss:"))?;
+            kb.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// idle: n tasks each parked on its own mailbox (an mpsc receiver); the
+/// senders are kept alive. RSS growth per task is the memory floor.
+async fn idle(n: usize) -> Result<Outcome> {
+    let before = rss_bytes()?;
+    let pss_before = pss_bytes();
+    let started = Countdown::new(n);
+    let mut mailboxes = Vec::with_capacity(n);
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+        let started = started.clone();
+        tokio::spawn(async move {
+            started.tick();
+            let _ = rx.recv().await;
+        });
+        mailboxes.push(tx);
+    }
+    started.wait().await;
+    let elapsed = t0.elapsed();
+    let after = rss_bytes()?;
+    let pss_after = pss_bytes();
+    let per = after.saturating_sub(before) as f64 / n as f64;
+    std::hint::black_box(&mailboxes);
+    Ok(Outcome {
+        value: per,
+        unit: "bytes/proc",
+        elapsed_ms: ms(elapsed),
+        extra: vec![
+            ("spawn_rate", n as f64 / elapsed.as_secs_f64()),
+            (
+                "pss_bytes_per_proc",
+                pss_after.saturating_sub(pss_before) as f64 / n as f64,
+            ),
+            ("rss_before_kb", (before / 1024) as f64),
+            ("rss_after_kb", (after / 1024) as f64),
+        ],
+    })
+}
+
+/// Two tasks bounce a message; `reply` builds the message sent in each hop.
+async fn bounce<M: Send + 'static>(
+    rounds: usize,
+    first: M,
+    reply: fn(&M) -> M,
+) -> Result<std::time::Duration> {
+    let (to_pong, mut pong_rx) = mpsc::unbounded_channel::<M>();
+    let (to_ping, mut ping_rx) = mpsc::unbounded_channel::<M>();
+    let pong = tokio::spawn(async move {
+        while let Some(m) = pong_rx.recv().await {
+            if to_ping.send(reply(&m)).is_err() {
+                break;
+            }
+        }
+    });
+    let ping = tokio::spawn(async move {
+        let t0 = Instant::now();
+        let mut m = first;
+        for _ in 0..rounds {
+            to_pong.send(reply(&m)).ok().context("pong gone")?;
+            m = ping_rx.recv().await.context("pong closed")?;
+        }
+        let el = t0.elapsed();
+        drop(to_pong);
+        std::hint::black_box(&m);
+        anyhow::Ok(el)
+    });
+    let el = ping.await??;
+    pong.await?;
+    Ok(el)
+}
+
+/// pingpong: two tasks, `rounds` round trips of a small integer message.
+async fn pingpong(rounds: usize) -> Result<Outcome> {
+    let el = bounce(rounds, 0u64, |m| m + 1).await?;
+    Ok(Outcome {
+        value: rounds as f64 / el.as_secs_f64(),
+        unit: "roundtrips/s",
+        elapsed_ms: ms(el),
+        extra: vec![("rtt_ns", el.as_secs_f64() * 1e9 / rounds as f64)],
+    })
+}
+
+/// payload: ping-pong of a `size`-byte buffer. Every hop allocates a fresh
+/// buffer and copies the bytes into it, modelling a message copied out of one
+/// isolated heap into another (a plain `Vec` move would cost nothing per byte).
+async fn payload(size: usize, rounds: usize) -> Result<Outcome> {
+    let el = bounce(rounds, vec![7u8; size], |m: &Vec<u8>| m.clone()).await?;
+    let secs = el.as_secs_f64();
+    Ok(Outcome {
+        value: (2 * rounds * size) as f64 / secs,
+        unit: "bytes/s",
+        elapsed_ms: ms(el),
+        extra: vec![("roundtrips_per_s", rounds as f64 / secs)],
+    })
+}
+
+/// ring: `procs` tasks in a ring; one token travels `laps` times round.
+async fn ring(procs: usize, laps: usize) -> Result<Outcome> {
+    let setup = Instant::now();
+    let hops = procs * laps;
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let done_tx = Arc::new(std::sync::Mutex::new(Some(done_tx)));
+    let mut txs = Vec::with_capacity(procs);
+    let mut rxs = Vec::with_capacity(procs);
+    for _ in 0..procs {
+        let (tx, rx) = mpsc::unbounded_channel::<usize>();
+        txs.push(tx);
+        rxs.push(rx);
+    }
+    let first = txs[0].clone();
+    for (i, mut rx) in rxs.into_iter().enumerate() {
+        let next = txs[(i + 1) % procs].clone();
+        let done_tx = done_tx.clone();
+        tokio::spawn(async move {
+            while let Some(left) = rx.recv().await {
+                if left == 0 {
+                    if let Some(d) = done_tx.lock().unwrap().take() {
+                        let _ = d.send(());
+                    }
+                    return;
+                }
+                if next.send(left - 1).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(txs);
+    let setup = setup.elapsed();
+    let t0 = Instant::now();
+    first.send(hops).ok().context("ring closed")?;
+    done_rx.await?;
+    let el = t0.elapsed();
+    Ok(Outcome {
+        value: hops as f64 / el.as_secs_f64(),
+        unit: "msgs/s",
+        elapsed_ms: ms(el),
+        extra: vec![("setup_ms", ms(setup))],
+    })
+}
+
+/// fanin: `producers` tasks each send `msgs` messages to one consumer.
+async fn fanin(producers: usize, msgs: usize) -> Result<Outcome> {
+    let total = producers * msgs;
+    let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+    let t0 = Instant::now();
+    for p in 0..producers {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            for i in 0..msgs {
+                let _ = tx.send((p * msgs + i) as u64);
+            }
+        });
+    }
+    drop(tx);
+    let mut got = 0usize;
+    let mut sum = 0u64;
+    while got < total {
+        sum = sum.wrapping_add(rx.recv().await.context("producers closed early")?);
+        got += 1;
+    }
+    let el = t0.elapsed();
+    std::hint::black_box(sum);
+    Ok(Outcome {
+        value: total as f64 / el.as_secs_f64(),
+        unit: "msgs/s",
+        elapsed_ms: ms(el),
+        extra: vec![],
+    })
+}
+
+/// The compute loop of `preemption`: `iters` rounds of xorshift32 from `x`.
+/// The same function as in the Troupe guest (`guests/src/main.rs`) and the
+/// Erlang baseline; all three report the same `checksum`.
+#[inline(never)]
+fn xorshift32(mut x: u32, iters: u64) -> u32 {
+    for _ in 0..iters {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+    }
+    x
+}
+
+const XORSHIFT_SEED: u32 = 2_463_534_242;
+
+/// preemption, native reference: the loop alone, in a task. tokio cannot
+/// preempt a task that never awaits, so there is no shared run here (a
+/// spinning task would hold its worker forever).
+async fn preemption(iters: u64) -> Result<Outcome> {
+    let t0 = Instant::now();
+    let checksum = std::hint::black_box(xorshift32(XORSHIFT_SEED, std::hint::black_box(iters)));
+    let el = t0.elapsed();
+    Ok(Outcome {
+        value: ms(el),
+        unit: "ms",
+        elapsed_ms: ms(el),
+        extra: vec![
+            ("ns_per_iter", el.as_secs_f64() * 1e9 / iters as f64),
+            ("checksum", checksum as f64),
+        ],
+    })
+}
