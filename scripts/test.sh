@@ -31,6 +31,16 @@ cargo test --release --locked
 step "Rust guest SDK: host tests"
 (cd guest-sdk/rust && cargo test --release)
 
+step "Go guest SDK: gofmt, go vet (native and wasip1), native tests"
+# Only Go's standard library is used: no module proxy.
+export GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local
+go_dirs=(guest-sdk/go examples/go-hello examples/go-ping-pong examples/go-workers examples/mixed)
+unformatted=$("$(dirname "$TROUPE_GO")/gofmt" -l "${go_dirs[@]}")
+if [ -n "$unformatted" ]; then echo "not gofmt-ed: $unformatted" >&2; exit 1; fi
+(cd guest-sdk/go && "$TROUPE_GO" vet ./... && GOOS=wasip1 GOARCH=wasm "$TROUPE_GO" vet ./... \
+  && "$TROUPE_GO" test ./...)
+for dir in "${go_dirs[@]:1}"; do (cd "$dir" && GOOS=wasip1 GOARCH=wasm "$TROUPE_GO" vet .); done
+
 if [ -x benches/run.sh ]; then
   step "benchmark harness: smoke run (--quick)"
   bash benches/run.sh --quick --out "$CARGO_TARGET_DIR/bench-smoke"
