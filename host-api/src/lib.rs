@@ -22,6 +22,11 @@ pub use troupe_abi as abi;
 pub mod memory;
 pub mod message;
 pub mod process;
+pub mod reason;
+pub mod registry;
+pub mod timer;
+
+pub use reason::{ExitReason, GuestExit, Limit, LimitExceeded};
 
 /// A message in a mailbox: a tag chosen by the sender, the sender's pid and
 /// the payload bytes.
@@ -102,6 +107,14 @@ pub struct SpawnConfig {
     pub envs: Option<Vec<(String, String)>>,
     /// The guest paths of the parent's preopened directories the child keeps.
     pub preopens: Option<Vec<String>>,
+    /// Link the child to the parent before it runs.
+    pub link: bool,
+    /// The child's maximum linear memory in bytes (lowered to the parent's).
+    pub max_memory: Option<u64>,
+    /// The child's fuel budget (lowered to the parent's).
+    pub fuel: Option<u64>,
+    /// Whether the child may spawn (it cannot if the parent cannot).
+    pub can_spawn: Option<bool>,
 }
 
 /// A request to start a process, decoded from the guest's arguments.
@@ -173,11 +186,56 @@ pub trait ProcessCtx: Send + 'static {
         &mut self,
         request: SpawnRequest,
     ) -> impl Future<Output = Result<u64, HostError>> + Send + '_;
+
+    /// Whether the VM meters fuel (so `config_set_fuel` can be honoured).
+    fn fuel_metering(&self) -> bool;
+
+    /// Links this process and `pid`.
+    fn link(&mut self, pid: u64) -> Result<(), HostError>;
+
+    /// Removes the link with `pid`, if any.
+    fn unlink(&mut self, pid: u64);
+
+    /// Monitors `pid`; returns the monitor's reference.
+    fn monitor(&mut self, pid: u64) -> u64;
+
+    /// Stops a monitor this process holds and flushes its DOWN message.
+    fn demonitor(&mut self, reference: u64) -> Result<(), HostError>;
+
+    /// Sets exit trapping; returns the previous setting.
+    fn trap_exit(&mut self, enable: bool) -> bool;
+
+    /// Sends the untrappable kill signal to `pid`.
+    fn kill(&mut self, pid: u64) -> Result<(), HostError>;
+
+    /// Sends the exit signal `reason` to `pid`, as if from a linked process.
+    fn send_exit(&mut self, pid: u64, reason: ExitReason) -> Result<(), HostError>;
+
+    /// Registers `name` for `pid`.
+    fn register(&mut self, name: String, pid: u64) -> Result<(), HostError>;
+
+    /// Frees `name`.
+    fn unregister(&mut self, name: &str) -> Result<(), HostError>;
+
+    /// The pid registered under `name`.
+    fn whereis(&self, name: &str) -> Option<u64>;
+
+    /// Suspends this process for `duration`.
+    fn sleep(&mut self, duration: Duration) -> impl Future<Output = ()> + Send + '_;
+
+    /// Sends a message from this process to `to` after `delay`; returns the
+    /// timer's reference.
+    fn send_after(&mut self, to: u64, tag: u64, data: Vec<u8>, delay: Duration) -> u64;
+
+    /// Cancels a timer; `true` if it had not fired yet.
+    fn cancel_timer(&mut self, reference: u64) -> bool;
 }
 
 /// Registers every namespace of the Troupe ABI into `linker`.
 pub fn register<T: ProcessCtx>(linker: &mut wasmtime::Linker<T>) -> wasmtime::Result<()> {
     process::register(linker)?;
     message::register(linker)?;
+    registry::register(linker)?;
+    timer::register(linker)?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use troupe_abi::{err, module::PROCESS, val};
 use wasmtime::{Caller, Linker};
 
 use crate::memory::{memory_of, read_str, slice, slice_mut, split_nul_list, write_u64};
-use crate::{HostError, ProcessCtx, SpawnConfig, SpawnRequest};
+use crate::{ExitReason, GuestExit, HostError, ProcessCtx, SpawnConfig, SpawnRequest};
 
 /// Registers `troupe_process` into `linker`.
 pub fn register<T: ProcessCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
@@ -34,6 +34,87 @@ pub fn register<T: ProcessCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.func_wrap(PROCESS, "config_set_args", config_set_args::<T>)?;
     linker.func_wrap(PROCESS, "config_set_envs", config_set_envs::<T>)?;
     linker.func_wrap(PROCESS, "config_preopens_only", config_preopens_only::<T>)?;
+    linker.func_wrap(
+        PROCESS,
+        "config_link",
+        |mut caller: Caller<'_, T>, cfg: i64| {
+            with_config(&mut caller, cfg, |_, c| {
+                c.link = true;
+                Ok(())
+            })
+        },
+    )?;
+    linker.func_wrap(
+        PROCESS,
+        "config_set_max_memory",
+        |mut caller: Caller<'_, T>, cfg: i64, bytes: i64| {
+            with_config(&mut caller, cfg, |_, c| {
+                c.max_memory = Some(bytes.max(0) as u64);
+                Ok(())
+            })
+        },
+    )?;
+    linker.func_wrap(
+        PROCESS,
+        "config_set_fuel",
+        |mut caller: Caller<'_, T>, cfg: i64, units: i64| {
+            with_config(&mut caller, cfg, |state, c| {
+                if !state.fuel_metering() {
+                    return Err(HostError::new(
+                        err::INVALID_ARGUMENT,
+                        "this VM does not meter fuel (start it with `troupe run --fuel N`)",
+                    ));
+                }
+                c.fuel = Some(units.max(0) as u64);
+                Ok(())
+            })
+        },
+    )?;
+    linker.func_wrap(
+        PROCESS,
+        "config_set_can_spawn",
+        |mut caller: Caller<'_, T>, cfg: i64, allowed: i32| {
+            with_config(&mut caller, cfg, |_, c| {
+                c.can_spawn = Some(allowed != 0);
+                Ok(())
+            })
+        },
+    )?;
+    linker.func_wrap(PROCESS, "link", |mut caller: Caller<'_, T>, pid: i64| {
+        let state = caller.data_mut();
+        match state.link(pid as u64) {
+            Ok(()) => err::OK,
+            Err(e) => state.record_error(e),
+        }
+    })?;
+    linker.func_wrap(PROCESS, "unlink", |mut caller: Caller<'_, T>, pid: i64| {
+        caller.data_mut().unlink(pid as u64);
+        err::OK
+    })?;
+    linker.func_wrap(PROCESS, "monitor", |mut caller: Caller<'_, T>, pid: i64| {
+        caller.data_mut().monitor(pid as u64) as i64
+    })?;
+    linker.func_wrap(PROCESS, "demonitor", |mut caller: Caller<'_, T>, r: i64| {
+        let state = caller.data_mut();
+        match state.demonitor(r as u64) {
+            Ok(()) => err::OK,
+            Err(e) => state.record_error(e),
+        }
+    })?;
+    linker.func_wrap(
+        PROCESS,
+        "trap_exit",
+        |mut caller: Caller<'_, T>, on: i32| caller.data_mut().trap_exit(on != 0) as i32,
+    )?;
+    linker.func_wrap(PROCESS, "kill", |mut caller: Caller<'_, T>, pid: i64| {
+        let state = caller.data_mut();
+        match state.kill(pid as u64) {
+            Ok(()) => err::OK,
+            Err(e) => state.record_error(e),
+        }
+    })?;
+    linker.func_wrap(PROCESS, "send_exit", send_exit::<T>)?;
+    linker.func_wrap(PROCESS, "exit", exit::<T>)?;
     linker.func_wrap_async(
         PROCESS,
         "spawn",
@@ -127,18 +208,9 @@ fn with_list<T: ProcessCtx>(
                 .record_error(HostError::new(err::INVALID_ARGUMENT, e)))
         }
     };
-    let state = caller.data_mut();
-    let Some(mut cfg) = state.config_mut(config as u64).map(std::mem::take) else {
-        return Ok(state.record_error(unknown_config(config)));
-    };
-    let result = apply(state, &mut cfg, items);
-    *state
-        .config_mut(config as u64)
-        .expect("config checked above") = cfg;
-    Ok(match result {
-        Ok(()) => err::OK,
-        Err(e) => state.record_error(e),
-    })
+    Ok(with_config(&mut caller, config, |state, cfg| {
+        apply(state, cfg, items)
+    }))
 }
 
 fn config_set_args<T: ProcessCtx>(
@@ -215,6 +287,68 @@ fn config_preopens_only<T: ProcessCtx>(
             Ok(())
         },
     )
+}
+
+/// Applies `apply` to a configuration; records and returns its error code.
+fn with_config<T: ProcessCtx>(
+    caller: &mut Caller<'_, T>,
+    config: i64,
+    apply: impl FnOnce(&T, &mut SpawnConfig) -> Result<(), HostError>,
+) -> i32 {
+    let state = caller.data_mut();
+    let Some(mut cfg) = state.config_mut(config as u64).map(std::mem::take) else {
+        return state.record_error(unknown_config(config));
+    };
+    let result = apply(state, &mut cfg);
+    *state
+        .config_mut(config as u64)
+        .expect("config checked above") = cfg;
+    match result {
+        Ok(()) => err::OK,
+        Err(e) => state.record_error(e),
+    }
+}
+
+/// Reads an encoded exit reason; `Ok(Err(message))` if it does not decode.
+fn read_reason<T: ProcessCtx>(
+    caller: &Caller<'_, T>,
+    func: &str,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<Result<ExitReason, String>> {
+    let memory = memory_of(caller, func)?;
+    Ok(ExitReason::decode(slice(
+        &memory, caller, func, "reason", ptr, len,
+    )?))
+}
+
+fn send_exit<T: ProcessCtx>(
+    mut caller: Caller<'_, T>,
+    pid: i64,
+    reason_ptr: i32,
+    reason_len: i32,
+) -> wasmtime::Result<i32> {
+    let reason = read_reason(&caller, "troupe_process::send_exit", reason_ptr, reason_len)?;
+    let state = caller.data_mut();
+    let result = reason
+        .map_err(|e| HostError::new(err::INVALID_ARGUMENT, format!("bad exit reason: {e}")))
+        .and_then(|reason| state.send_exit(pid as u64, reason));
+    Ok(match result {
+        Ok(()) => err::OK,
+        Err(e) => state.record_error(e),
+    })
+}
+
+fn exit<T: ProcessCtx>(
+    caller: Caller<'_, T>,
+    reason_ptr: i32,
+    reason_len: i32,
+) -> wasmtime::Result<()> {
+    const F: &str = "troupe_process::exit";
+    match read_reason(&caller, F, reason_ptr, reason_len)? {
+        Ok(reason) => Err(wasmtime::Error::new(GuestExit(reason))),
+        Err(e) => Err(wasmtime::format_err!("{F}: bad exit reason: {e}")),
+    }
 }
 
 struct SpawnArgs {

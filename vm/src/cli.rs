@@ -25,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a WebAssembly command module as the root process.
     Run(RunArgs),
+    /// Package a module and its files as an OCI image tarball (for
+    /// `ctr images import` and the containerd shim), without Docker.
+    Image(crate::image::ImageArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -53,6 +56,11 @@ pub struct RunArgs {
     /// G suffix).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value_t = DEFAULT_MAX_MEMORY)]
     pub max_memory: u64,
+
+    /// Meter fuel (Wasm instructions) and give the root process this budget;
+    /// children get their parent's unless a spawn lowers it. Off by default.
+    #[arg(long, value_name = "UNITS")]
+    pub fuel: Option<u64>,
 
     /// Each process's native stack size (bytes, or with a K, M or G suffix).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -127,6 +135,9 @@ impl RunArgs {
         if let Some(t) = self.threads {
             c = c.threads(t);
         }
+        if let Some(f) = self.fuel {
+            c = c.fuel(f);
+        }
         if let Some(s) = self.stack_size {
             c = c.stack_size(s as usize);
         }
@@ -166,6 +177,7 @@ impl RunArgs {
 /// Runs the CLI and returns the process exit code.
 pub fn main_with(cli: Cli) -> i32 {
     match cli.command {
+        Command::Image(args) => crate::image::main(args),
         Command::Run(run) => {
             let root = match run.root_options() {
                 Ok(r) => r,
@@ -247,7 +259,9 @@ mod tests {
             "troupe", "run", "--env", "A=1", "app.wasm", "--env", "B=2", "-x",
         ])
         .unwrap();
-        let Command::Run(run) = cli.command;
+        let Command::Run(run) = cli.command else {
+            panic!("not the run command");
+        };
         assert_eq!(run.envs, vec![("A".into(), Some("1".into()))]);
         assert_eq!(run.module(), PathBuf::from("app.wasm"));
         let root = run.root_options().unwrap();

@@ -22,6 +22,7 @@ pub struct VmConfig {
     pub(crate) threads: usize,
     pub(crate) preemption_tick: Duration,
     pub(crate) handle_signals: bool,
+    pub(crate) fuel: Option<u64>,
 }
 
 /// The largest default [`VmConfig::max_processes`]: the default is this, or
@@ -41,6 +42,7 @@ impl Default for VmConfig {
             threads: 0,
             preemption_tick: Duration::from_millis(1),
             handle_signals: false,
+            fuel: None,
         }
     }
 }
@@ -103,6 +105,15 @@ impl VmConfig {
     /// as a container's PID 1 stops on `docker stop` / `ctr task kill`.
     pub fn handle_signals(mut self, yes: bool) -> Self {
         self.handle_signals = yes;
+        self
+    }
+
+    /// Turns on fuel metering (Wasm instructions are counted) and gives the
+    /// root process this budget; children get the parent's budget unless a
+    /// spawn lowers it. Running out ends a process with a fuel limit reason.
+    /// Metering costs some speed, so it is off unless asked for.
+    pub fn fuel(mut self, units: u64) -> Self {
+        self.fuel = Some(units);
         self
     }
 

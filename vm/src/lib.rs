@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod image;
 pub mod limits;
 pub mod mailbox;
 pub mod module_cache;
@@ -24,5 +25,5 @@ pub mod process;
 pub mod vm;
 
 pub use config::{DirMapping, Output, RootOptions, VmConfig};
-pub use process::ExitReason;
+pub use process::{ExitReason, Limit};
 pub use vm::{RunError, Vm};

@@ -90,6 +90,15 @@ impl Mailbox {
         }
     }
 
+    /// Removes the oldest message for which `pred` holds; whether there was one.
+    pub fn remove_first(&self, pred: impl Fn(&Message) -> bool) -> bool {
+        let mut inner = self.lock();
+        match inner.queue.iter().position(pred) {
+            Some(at) => inner.queue.remove(at).is_some(),
+            None => false,
+        }
+    }
+
     /// Ends the mailbox: queued messages are dropped and later pushes fail.
     pub fn close(&self) {
         let mut inner = self.lock();

@@ -3,14 +3,16 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use troupe_abi::{err, val};
+pub use troupe_host_api::{ExitReason, Limit};
 use troupe_host_api::{
-    HostError, Message, NoProcess, ProcessCtx, SpawnConfig, SpawnRequest, TagSet,
+    GuestExit, HostError, LimitExceeded, Message, NoProcess, ProcessCtx, SpawnConfig, SpawnRequest,
+    TagSet,
 };
-use wasmtime::Memory;
+use wasmtime::{Memory, ResourceLimiter};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -19,10 +21,119 @@ use crate::mailbox::Mailbox;
 use crate::module_cache::LoadedModule;
 use crate::vm::VmInner;
 
-/// The part of a process other processes can reach: its mailbox.
+/// The part of a process other processes can reach: its mailbox, its links
+/// and monitors, and the slot through which it is killed.
 pub struct ProcessShared {
     pub pid: u64,
     pub mailbox: Mailbox,
+    signals: Mutex<Signals>,
+    kill: Mutex<Option<ExitReason>>,
+    killed: tokio::sync::Notify,
+}
+
+/// What exit signals need to know about a process.
+pub(crate) struct Signals {
+    pub alive: bool,
+    pub trap_exit: bool,
+    pub links: Vec<u64>,
+    /// `(monitor ref, watcher pid)` of the monitors on this process.
+    pub monitors: Vec<(u64, u64)>,
+    pub names: Vec<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the data consistent, so a panic
+    // elsewhere (there should be none) does not poison it for us.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ProcessShared {
+    pub(crate) fn new(pid: u64) -> Self {
+        ProcessShared {
+            pid,
+            mailbox: Mailbox::default(),
+            signals: Mutex::new(Signals {
+                alive: true,
+                trap_exit: false,
+                links: Vec::new(),
+                monitors: Vec::new(),
+                names: Vec::new(),
+            }),
+            kill: Mutex::new(None),
+            killed: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub(crate) fn signals(&self) -> MutexGuard<'_, Signals> {
+        lock(&self.signals)
+    }
+
+    /// Ends the process with `reason` (the first reason given wins).
+    pub(crate) fn kill_with(&self, reason: ExitReason) {
+        let mut slot = lock(&self.kill);
+        if slot.is_none() {
+            *slot = Some(reason);
+            self.killed.notify_one();
+        }
+    }
+
+    /// Resolves when the process has been killed, with the reason.
+    pub(crate) async fn wait_killed(&self) -> ExitReason {
+        loop {
+            let reason = lock(&self.kill).clone();
+            if let Some(reason) = reason {
+                return reason;
+            }
+            self.killed.notified().await;
+        }
+    }
+
+    /// An exit signal from `from` arrives (Erlang's rules: see SPEC.md).
+    pub(crate) fn exit_signal(&self, from: u64, reason: &ExitReason, untrappable: bool) {
+        if untrappable {
+            self.kill_with(ExitReason::Killed);
+            return;
+        }
+        let sig = self.signals();
+        if !sig.alive {
+            return;
+        }
+        if sig.trap_exit {
+            drop(sig);
+            let mut data = from.to_le_bytes().to_vec();
+            reason.encode_into(&mut data);
+            self.mailbox.push(Message {
+                tag: troupe_abi::tag::EXIT,
+                sender: from,
+                data,
+            });
+        } else if !reason.is_normal() {
+            drop(sig);
+            self.kill_with(reason.clone());
+        }
+    }
+}
+
+/// The DOWN message for monitor `reference` on `pid`.
+pub(crate) fn down_message(reference: u64, pid: u64, reason: &ExitReason) -> Message {
+    let mut data = reference.to_le_bytes().to_vec();
+    data.extend_from_slice(&pid.to_le_bytes());
+    reason.encode_into(&mut data);
+    Message {
+        tag: troupe_abi::tag::DOWN,
+        sender: pid,
+        data,
+    }
+}
+
+/// Limits a process runs under, inherited and only ever narrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum linear memory, bytes.
+    pub max_memory: u64,
+    /// Fuel budget, when the VM meters fuel.
+    pub fuel: Option<u64>,
+    pub can_spawn: bool,
 }
 
 /// A preopened directory a process holds.
@@ -41,6 +152,7 @@ pub struct Perms {
     pub preopens: Arc<[Preopen]>,
     pub stdout: Output,
     pub stderr: Output,
+    pub limits: Limits,
 }
 
 impl Perms {
@@ -70,6 +182,15 @@ impl Perms {
                 preopens.push(p.clone());
             }
             child.preopens = preopens.into();
+        }
+        if let Some(m) = config.max_memory {
+            child.limits.max_memory = m.min(self.limits.max_memory);
+        }
+        if let Some(f) = config.fuel {
+            child.limits.fuel = Some(self.limits.fuel.map_or(f, |mine| f.min(mine)));
+        }
+        if let Some(can) = config.can_spawn {
+            child.limits.can_spawn = can && self.limits.can_spawn;
         }
         Ok(child)
     }
@@ -103,42 +224,27 @@ impl Perms {
     }
 }
 
-/// Why a process ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExitReason {
-    /// Its entry returned, or it called `proc_exit(0)`.
-    Normal,
-    /// It called `proc_exit` with this non-zero code.
-    Exit(i32),
-    /// It trapped; the text is the trap with its Wasm backtrace.
-    Trap(String),
-    /// The VM was stopped from outside (a signal) while it ran; the code is
-    /// the VM's exit code (128 + the signal's number).
-    Stopped(i32),
-}
-
-impl ExitReason {
-    /// The exit code a root process ending this way gives the VM.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ExitReason::Normal => 0,
-            ExitReason::Exit(code) => *code,
-            ExitReason::Trap(_) => troupe_abi::exit::TRAP,
-            ExitReason::Stopped(code) => *code,
-        }
+/// Classifies the result of a process's entry call.
+pub fn exit_reason(result: wasmtime::Result<()>) -> ExitReason {
+    let Err(e) = result else {
+        return ExitReason::Normal;
+    };
+    if let Some(wasmtime_wasi::I32Exit(code)) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return match code {
+            0 => ExitReason::Normal,
+            c => ExitReason::ExitCode(*c),
+        };
     }
-
-    /// Classifies the result of a process's entry call.
-    pub fn from_result(result: wasmtime::Result<()>) -> Self {
-        match result {
-            Ok(()) => ExitReason::Normal,
-            Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
-                Some(wasmtime_wasi::I32Exit(0)) => ExitReason::Normal,
-                Some(wasmtime_wasi::I32Exit(code)) => ExitReason::Exit(*code),
-                None => ExitReason::Trap(format!("{e:?}")),
-            },
-        }
+    if let Some(GuestExit(reason)) = e.downcast_ref::<GuestExit>() {
+        return reason.clone();
     }
+    if let Some(LimitExceeded(limit)) = e.downcast_ref::<LimitExceeded>() {
+        return ExitReason::Limit(*limit);
+    }
+    if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
+        return ExitReason::Limit(Limit::Fuel);
+    }
+    ExitReason::Trap(format!("{e:?}"))
 }
 
 /// The data of each process's `Store`.
@@ -255,6 +361,12 @@ impl ProcessCtx for ProcessState {
     }
 
     async fn spawn(&mut self, request: SpawnRequest) -> Result<u64, HostError> {
+        if !self.perms.limits.can_spawn {
+            return Err(HostError::new(
+                err::PERMISSION_DENIED,
+                "this process was started without permission to spawn",
+            ));
+        }
         let module = if request.module == val::MODULE_SELF {
             self.module.clone()
         } else {
@@ -280,8 +392,95 @@ impl ProcessCtx for ProcessState {
                 &request.entry,
                 &request.params,
                 Some(arg),
+                request.config.link.then_some(&self.shared),
             )
             .await?;
         Ok(child.pid)
+    }
+
+    fn fuel_metering(&self) -> bool {
+        self.vm.fuel_metering()
+    }
+
+    fn link(&mut self, pid: u64) -> Result<(), HostError> {
+        self.vm.link(&self.shared, pid)
+    }
+
+    fn unlink(&mut self, pid: u64) {
+        self.vm.unlink(&self.shared, pid)
+    }
+
+    fn monitor(&mut self, pid: u64) -> u64 {
+        self.vm.monitor(&self.shared, pid)
+    }
+
+    fn demonitor(&mut self, reference: u64) -> Result<(), HostError> {
+        self.vm.demonitor(&self.shared, reference)
+    }
+
+    fn trap_exit(&mut self, enable: bool) -> bool {
+        std::mem::replace(&mut self.shared.signals().trap_exit, enable)
+    }
+
+    fn kill(&mut self, pid: u64) -> Result<(), HostError> {
+        self.vm
+            .exit_signal(self.shared.pid, pid, &ExitReason::Killed, true)
+    }
+
+    fn send_exit(&mut self, pid: u64, reason: ExitReason) -> Result<(), HostError> {
+        self.vm.exit_signal(self.shared.pid, pid, &reason, false)
+    }
+
+    fn register(&mut self, name: String, pid: u64) -> Result<(), HostError> {
+        self.vm.register(name, pid)
+    }
+
+    fn unregister(&mut self, name: &str) -> Result<(), HostError> {
+        self.vm.unregister(name)
+    }
+
+    fn whereis(&self, name: &str) -> Option<u64> {
+        self.vm.whereis(name)
+    }
+
+    fn sleep(&mut self, duration: Duration) -> impl Future<Output = ()> + Send + '_ {
+        tokio::time::sleep(duration)
+    }
+
+    fn send_after(&mut self, to: u64, tag: u64, data: Vec<u8>, delay: Duration) -> u64 {
+        let msg = Message {
+            tag,
+            sender: self.shared.pid,
+            data,
+        };
+        self.vm.send_after(to, msg, delay)
+    }
+
+    fn cancel_timer(&mut self, reference: u64) -> bool {
+        self.vm.cancel_timer(reference)
+    }
+}
+
+impl ResourceLimiter for ProcessState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.perms.limits.max_memory {
+            return Err(wasmtime::Error::new(LimitExceeded(Limit::Memory)));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables are bounded by the pool's slot size.
+        Ok(true)
     }
 }

@@ -15,9 +15,10 @@ use wasmtime::{
 
 use crate::config::{RootOptions, VmConfig};
 use crate::limits;
-use crate::mailbox::Mailbox;
 use crate::module_cache::{LoadError, LoadedModule, ModuleCache};
-use crate::process::{ExitReason, Perms, Preopen, ProcessShared, ProcessState};
+use crate::process::{
+    down_message, exit_reason, ExitReason, Limits, Perms, Preopen, ProcessShared, ProcessState,
+};
 
 /// State shared by every process of a VM.
 pub(crate) struct VmInner {
@@ -31,6 +32,17 @@ pub(crate) struct VmInner {
     /// About how many processes the kernel's `vm.max_map_count` allows.
     map_limit: Option<u64>,
     warned_map_limit: AtomicBool,
+    fuel: Option<u64>,
+    /// The name registry.
+    registry: DashMap<String, u64>,
+    /// Live monitors: reference -> (watcher, target).
+    monitors: DashMap<u64, (u64, u64)>,
+    /// Pending timers: reference -> the task that fires it (set just after
+    /// the task is spawned).
+    timers: DashMap<u64, Option<tokio::task::AbortHandle>>,
+    /// Monitor and timer references.
+    next_ref: AtomicU64,
+    max_memory: u64,
 }
 
 /// A process just started.
@@ -119,7 +131,8 @@ impl Vm {
             .memory_reservation_for_growth(0)
             .memory_init_cow(true)
             .async_stack_size(config.async_stack_size)
-            .max_wasm_stack(config.max_wasm_stack);
+            .max_wasm_stack(config.max_wasm_stack)
+            .consume_fuel(config.fuel.is_some());
         let engine = Engine::new(&wasm).map_err(|e| RunError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut ProcessState| &mut s.wasi)
@@ -161,6 +174,12 @@ impl Vm {
             max_processes: n,
             map_limit,
             warned_map_limit: AtomicBool::new(false),
+            fuel: config.fuel,
+            registry: DashMap::new(),
+            monitors: DashMap::new(),
+            timers: DashMap::new(),
+            next_ref: AtomicU64::new(1),
+            max_memory: config.max_memory,
         });
         Ok(Vm {
             inner,
@@ -220,6 +239,11 @@ impl Vm {
                 .into(),
             stdout: root.stdout,
             stderr: root.stderr,
+            limits: Limits {
+                max_memory: self.inner.max_memory,
+                fuel: self.inner.fuel,
+                can_spawn: true,
+            },
         };
         let inner = self.inner.clone();
         let handle_signals = self.handle_signals;
@@ -228,7 +252,15 @@ impl Vm {
             // Listen before the root runs, so no early signal is missed.
             let signals = handle_signals.then(TerminationSignals::new);
             let root = inner
-                .spawn(module, perms, root.stdin, troupe_abi::val::START, &[], None)
+                .spawn(
+                    module,
+                    perms,
+                    root.stdin,
+                    troupe_abi::val::START,
+                    &[],
+                    None,
+                    None,
+                )
                 .await
                 .map_err(RunError::Start)?;
             debug_assert_eq!(root.pid, 1);
@@ -336,6 +368,7 @@ impl VmInner {
         entry: &str,
         params: &[i64],
         arg: Option<Message>,
+        link_to: Option<&Arc<ProcessShared>>,
     ) -> Result<Spawned, HostError> {
         let types = module
             .entry_params(entry, params.len())
@@ -350,15 +383,19 @@ impl VmInner {
 
         let wasi = perms.build_wasi(stdin)?;
         let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(ProcessShared {
-            pid,
-            mailbox: Mailbox::default(),
-        });
+        let shared = Arc::new(ProcessShared::new(pid));
         if let Some(arg) = arg {
             shared.mailbox.push(arg);
         }
+        let fuel = perms.limits.fuel;
         let state = ProcessState::new(wasi, self.clone(), shared.clone(), module.clone(), perms);
         let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| s);
+        if self.fuel.is_some() {
+            store
+                .set_fuel(fuel.unwrap_or(u64::MAX))
+                .expect("the engine meters fuel");
+        }
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|_| {
             Ok(UpdateDeadline::YieldCustom(
@@ -385,23 +422,227 @@ impl VmInner {
             })
             .collect();
 
+        if let Some(parent) = link_to {
+            // Before the child runs: spawn-and-link is atomic.
+            parent.signals().links.push(pid);
+            shared.signals().links.push(parent.pid);
+        }
         self.processes.insert(pid, shared.clone());
         let vm = self.clone();
         let done = tokio::spawn(async move {
             let mut results = vec![Val::I32(0); func.ty(&store).results().len()];
-            let result = func.call_async(&mut store, &params, &mut results).await;
-            let reason = ExitReason::from_result(result);
-            vm.processes.remove(&pid);
-            shared.mailbox.close();
+            let reason = tokio::select! {
+                biased;
+                reason = shared.wait_killed() => reason,
+                result = func.call_async(&mut store, &params, &mut results) => exit_reason(result),
+            };
+            vm.process_ended(&shared, &reason);
             drop(store);
             drop(slot);
-            if let ExitReason::Trap(trap) = &reason {
-                eprintln!("[troupe] process {pid} trapped: {trap}");
+            match &reason {
+                ExitReason::Trap(trap) => eprintln!("[troupe] process {pid} trapped: {trap}"),
+                ExitReason::Limit(_) => eprintln!("[troupe] process {pid} ended: {reason}"),
+                _ => {}
             }
-            tracing::debug!(pid, ?reason, "process ended");
+            tracing::debug!(pid, %reason, "process ended");
             reason
         });
         Ok(Spawned { pid, done })
+    }
+
+    /// Removes an ended process and delivers its exit: signals to its links,
+    /// DOWN messages to its monitors; frees its names.
+    fn process_ended(&self, shared: &ProcessShared, reason: &ExitReason) {
+        let pid = shared.pid;
+        self.processes.remove(&pid);
+        let (links, monitors, names) = {
+            let mut sig = shared.signals();
+            sig.alive = false;
+            (
+                std::mem::take(&mut sig.links),
+                std::mem::take(&mut sig.monitors),
+                std::mem::take(&mut sig.names),
+            )
+        };
+        shared.mailbox.close();
+        for name in names {
+            self.registry.remove_if(&name, |_, p| *p == pid);
+        }
+        for other in links {
+            if let Some(p) = self.process(other) {
+                p.signals().links.retain(|l| *l != pid);
+                p.exit_signal(pid, reason, false);
+            }
+        }
+        for (reference, watcher) in monitors {
+            if self.monitors.remove(&reference).is_some() {
+                if let Some(w) = self.process(watcher) {
+                    w.mailbox.push(down_message(reference, pid, reason));
+                }
+            }
+        }
+    }
+
+    fn process(&self, pid: u64) -> Option<Arc<ProcessShared>> {
+        self.processes.get(&pid).map(|p| p.clone())
+    }
+
+    fn no_process(pid: u64) -> HostError {
+        HostError::new(err::NO_PROCESS, format!("process {pid} does not exist"))
+    }
+
+    pub(crate) fn fuel_metering(&self) -> bool {
+        self.fuel.is_some()
+    }
+
+    pub(crate) fn link(&self, me: &Arc<ProcessShared>, pid: u64) -> Result<(), HostError> {
+        if pid == me.pid {
+            return Ok(());
+        }
+        let other = self.process(pid).ok_or_else(|| Self::no_process(pid))?;
+        // Lock in pid order: two processes may link to each other at once.
+        let (first, second) = if me.pid < pid {
+            (me, &other)
+        } else {
+            (&other, me)
+        };
+        let mut a = first.signals();
+        let mut b = second.signals();
+        if !a.alive || !b.alive {
+            return Err(Self::no_process(pid));
+        }
+        if !a.links.contains(&second.pid) {
+            a.links.push(second.pid);
+            b.links.push(first.pid);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn unlink(&self, me: &ProcessShared, pid: u64) {
+        me.signals().links.retain(|l| *l != pid);
+        if let Some(other) = self.process(pid) {
+            other.signals().links.retain(|l| *l != me.pid);
+        }
+    }
+
+    pub(crate) fn monitor(&self, me: &ProcessShared, pid: u64) -> u64 {
+        let reference = self.next_ref.fetch_add(1, Ordering::Relaxed);
+        if let Some(target) = self.process(pid) {
+            let mut sig = target.signals();
+            if sig.alive {
+                self.monitors.insert(reference, (me.pid, pid));
+                sig.monitors.push((reference, me.pid));
+                return reference;
+            }
+        }
+        me.mailbox
+            .push(down_message(reference, pid, &ExitReason::NoProc));
+        reference
+    }
+
+    pub(crate) fn demonitor(&self, me: &ProcessShared, reference: u64) -> Result<(), HostError> {
+        let held = self
+            .monitors
+            .remove_if(&reference, |_, (w, _)| *w == me.pid);
+        if let Some((_, (_, target))) = &held {
+            if let Some(t) = self.process(*target) {
+                t.signals().monitors.retain(|(r, _)| *r != reference);
+            }
+        }
+        let flushed = me.mailbox.remove_first(|m| {
+            m.tag == troupe_abi::tag::DOWN && m.data.get(..8) == Some(&reference.to_le_bytes())
+        });
+        if held.is_some() || flushed {
+            Ok(())
+        } else {
+            Err(HostError::new(
+                err::NOT_FOUND,
+                format!("this process holds no monitor {reference}"),
+            ))
+        }
+    }
+
+    pub(crate) fn exit_signal(
+        &self,
+        from: u64,
+        to: u64,
+        reason: &ExitReason,
+        untrappable: bool,
+    ) -> Result<(), HostError> {
+        let target = self.process(to).ok_or_else(|| Self::no_process(to))?;
+        target.exit_signal(from, reason, untrappable);
+        Ok(())
+    }
+
+    pub(crate) fn register(&self, name: String, pid: u64) -> Result<(), HostError> {
+        let target = self.process(pid).ok_or_else(|| Self::no_process(pid))?;
+        let mut sig = target.signals();
+        if !sig.alive {
+            return Err(Self::no_process(pid));
+        }
+        match self.registry.entry(name) {
+            dashmap::Entry::Occupied(e) => Err(HostError::new(
+                err::ALREADY_REGISTERED,
+                format!("{:?} is already registered to process {}", e.key(), e.get()),
+            )),
+            dashmap::Entry::Vacant(e) => {
+                sig.names.push(e.key().clone());
+                e.insert(pid);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn unregister(&self, name: &str) -> Result<(), HostError> {
+        let (_, pid) = self.registry.remove(name).ok_or_else(|| {
+            HostError::new(
+                err::NOT_FOUND,
+                format!("no process is registered as {name:?}"),
+            )
+        })?;
+        if let Some(p) = self.process(pid) {
+            p.signals().names.retain(|n| n != name);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn whereis(&self, name: &str) -> Option<u64> {
+        self.registry.get(name).map(|p| *p)
+    }
+
+    pub(crate) fn send_after(
+        self: &Arc<Self>,
+        to: u64,
+        msg: Message,
+        delay: std::time::Duration,
+    ) -> u64 {
+        let reference = self.next_ref.fetch_add(1, Ordering::Relaxed);
+        // Registered before the task exists, so a zero delay cannot fire
+        // before it is known.
+        self.timers.insert(reference, None);
+        let vm = self.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if vm.timers.remove(&reference).is_some() {
+                let _ = vm.send(msg, to);
+            }
+        });
+        if let Some(mut slot) = self.timers.get_mut(&reference) {
+            *slot = Some(task.abort_handle());
+        }
+        reference
+    }
+
+    pub(crate) fn cancel_timer(&self, reference: u64) -> bool {
+        match self.timers.remove(&reference) {
+            Some((_, task)) => {
+                if let Some(task) = task {
+                    task.abort();
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     fn pool_full(&self) -> HostError {

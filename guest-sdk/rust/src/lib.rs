@@ -93,13 +93,22 @@
 mod error;
 mod message;
 mod process;
+mod registry;
+mod signal;
 mod spawn;
 pub mod sys;
+mod timer;
 
 pub use error::{LoadError, ReceiveError, RequestError, SendError, SpawnError};
 pub use message::{decode, encode, receive_tagged, send_tagged, RawMessage};
 pub use process::{self_pid, sleep, this_process, Envelope, Mailbox, Pid, Process, Reply};
-pub use spawn::{spawn, spawn_arg, Module, SpawnOptions};
+pub use registry::{register, send_named, unregister, whereis, RegistryError};
+pub use signal::{
+    demonitor, exit, kill, link, monitor, receive_down, send_exit, trap_exit, unlink, Event,
+    ExitReason, Limit, MonitorRef,
+};
+pub use spawn::{spawn, spawn_arg, spawn_link, Module, SpawnOptions};
+pub use timer::{cancel_timer, send_after, TimerRef};
 pub use troupe_abi as abi;
 
 #[cfg(target_arch = "wasm32")]

@@ -41,13 +41,13 @@ pub fn self_pid() -> Pid {
     })
 }
 
-/// Suspends the calling process for `duration`.
-///
-/// This is [`std::thread::sleep`]: WASI's `poll_oneoff` is asynchronous in
-/// the Troupe VM, so only this process waits while the others run on. To wait
-/// for a message *or* a time, use [`Mailbox::receive_timeout`] instead.
+/// Suspends the calling process for `duration`: only this process waits,
+/// the others run on (so does [`std::thread::sleep`], whose WASI
+/// `poll_oneoff` is asynchronous in the VM). To wait for a message *or* a
+/// time, use [`Mailbox::receive_timeout`] instead.
 pub fn sleep(duration: Duration) {
-    std::thread::sleep(duration)
+    let ns = i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX);
+    unsafe { crate::sys::sleep(ns) }
 }
 
 /// A typed handle to a process whose mailbox receives messages of type `M`.
@@ -273,6 +273,47 @@ impl<M: DeserializeOwned> Mailbox<M> {
         timeout: Option<Duration>,
     ) -> Result<Envelope<M>, ReceiveError> {
         receive_decoded(tag::DATA, timeout).map(|(from, msg)| Envelope { from, msg })
+    }
+
+    /// Waits for the next ordinary message *or* signal event: an
+    /// [`Event::Exit`](crate::Event::Exit) (this process traps exits) or an
+    /// [`Event::Down`](crate::Event::Down) (a monitor fired). A malformed
+    /// ordinary message panics, as in [`receive`](Self::receive).
+    pub fn receive_event(&self) -> crate::Event<M> {
+        match self.receive_event_timeout(None) {
+            Ok(event) => event,
+            Err(ReceiveError::Malformed { from, error }) => panic!(
+                "troupe: process {} received a message from {from} that is not a {}: {error}",
+                self_pid(),
+                std::any::type_name::<M>()
+            ),
+            Err(ReceiveError::Timeout) => unreachable!("a receive without timeout timed out"),
+        }
+    }
+
+    /// [`receive_event`](Self::receive_event), waiting at most `timeout`
+    /// (`None`: forever); never panics.
+    pub fn receive_event_timeout(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<crate::Event<M>, ReceiveError> {
+        let tags = [tag::DATA, tag::EXIT, tag::DOWN];
+        crate::message::receive_with(
+            &tags,
+            crate::message::timeout_ns(timeout),
+            |t, from, data| {
+                if t == tag::DATA {
+                    crate::message::decode::<M>(data)
+                        .map(|msg| crate::Event::Message { from, msg })
+                        .map_err(|error| ReceiveError::Malformed { from, error })
+                } else {
+                    crate::signal::system_event(t, from, data).ok_or(ReceiveError::Malformed {
+                        from,
+                        error: "a system message that does not decode".into(),
+                    })
+                }
+            },
+        )?
     }
 
     /// Takes the next message if one is waiting: `None` if none is.

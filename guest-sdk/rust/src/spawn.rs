@@ -119,6 +119,14 @@ pub struct SpawnOptions {
     /// The guest paths of the preopened directories the child keeps; each
     /// must be one the parent holds. An empty list gives it no directory.
     pub preopens: Option<Vec<String>>,
+    /// Link the child to the parent before it runs (atomic spawn-and-link).
+    pub link: bool,
+    /// The child's maximum linear memory in bytes (at most the parent's).
+    pub max_memory: Option<u64>,
+    /// The child's fuel budget (VMs started with `--fuel` only).
+    pub fuel: Option<u64>,
+    /// Whether the child may spawn processes (never if the parent may not).
+    pub can_spawn: Option<bool>,
 }
 
 impl SpawnOptions {
@@ -171,6 +179,33 @@ impl SpawnOptions {
         self
     }
 
+    /// Links the child to this process before it runs.
+    pub fn link(mut self) -> Self {
+        self.link = true;
+        self
+    }
+
+    /// Caps the child's linear memory: growing past `bytes` ends it with
+    /// [`ExitReason::Limit`](crate::ExitReason::Limit)`(Memory)`.
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = Some(bytes);
+        self
+    }
+
+    /// Gives the child a fuel budget: running out ends it with
+    /// [`ExitReason::Limit`](crate::ExitReason::Limit)`(Fuel)`. Only in a VM
+    /// started with `troupe run --fuel N` (otherwise the spawn fails).
+    pub fn fuel(mut self, units: u64) -> Self {
+        self.fuel = Some(units);
+        self
+    }
+
+    /// Allows or forbids the child to spawn.
+    pub fn can_spawn(mut self, allowed: bool) -> Self {
+        self.can_spawn = Some(allowed);
+        self
+    }
+
     /// Spawns `f(arg, mailbox)` as a new process of this module, configured
     /// by these options. See [`spawn`].
     pub fn spawn<A, M>(&self, arg: A, f: fn(A, Mailbox<M>)) -> Result<Process<M>, SpawnError>
@@ -220,6 +255,16 @@ where
     SpawnOptions::new().spawn(arg, f)
 }
 
+/// [`spawn`], linked: the child is linked to the caller before it runs, so
+/// there is no moment when it could end unnoticed.
+pub fn spawn_link<A, M>(arg: A, f: fn(A, Mailbox<M>)) -> Result<Process<M>, SpawnError>
+where
+    A: Serialize + DeserializeOwned,
+    M: DeserializeOwned,
+{
+    SpawnOptions::new().link().spawn(arg, f)
+}
+
 /// Receives and decodes the spawn argument of this process (the first
 /// message of every spawned process, tag
 /// [`SPAWN_ARG`](troupe_abi::tag::SPAWN_ARG)), for a process started by
@@ -258,6 +303,20 @@ impl Config {
         if let Some(list) = &preopens {
             let (ptr, len) = (sys::ptr(list.as_ptr()), sys::len(list.len()));
             check(unsafe { sys::config_preopens_only(config.0, ptr, len) })?;
+        }
+        if options.link {
+            check(unsafe { sys::config_link(config.0) })?;
+        }
+        if let Some(bytes) = options.max_memory {
+            let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+            check(unsafe { sys::config_set_max_memory(config.0, bytes) })?;
+        }
+        if let Some(units) = options.fuel {
+            let units = i64::try_from(units).unwrap_or(i64::MAX);
+            check(unsafe { sys::config_set_fuel(config.0, units) })?;
+        }
+        if let Some(allowed) = options.can_spawn {
+            check(unsafe { sys::config_set_can_spawn(config.0, allowed as i32) })?;
         }
         Ok(config)
     }

@@ -12,121 +12,149 @@
 // The import module names must be string literals in `#[link]`; they are
 // checked against `troupe_abi::module` by a test (see `tests` below).
 
-#[cfg(target_arch = "wasm32")]
-#[link(wasm_import_module = "troupe_process")]
-extern "C" {
-    /// The caller's pid.
-    pub fn self_pid() -> i64;
-    /// Copies the explanation of the caller's last error into `buf`
-    /// (truncated to `buf_len`) and returns its full length.
-    pub fn error_message(buf_ptr: i32, buf_len: i32) -> i32;
-    /// Compiles a module and writes its `u64` handle at `out_module`.
-    pub fn module_load(bytes_ptr: i32, bytes_len: i32, out_module: i32) -> i32;
-    /// The handle of the caller's own module.
-    pub fn module_self() -> i64;
-    /// Creates a spawn configuration ("inherit everything") and returns its handle.
-    pub fn config_new() -> i64;
-    /// Frees a spawn configuration.
-    pub fn config_drop(config: i64) -> i32;
-    /// Sets the child's argv: NUL-terminated UTF-8 strings.
-    pub fn config_set_args(config: i64, ptr: i32, len: i32) -> i32;
-    /// Replaces the child's environment: NUL-terminated `KEY=VALUE` strings.
-    pub fn config_set_envs(config: i64, ptr: i32, len: i32) -> i32;
-    /// Narrows the child's preopened directories: NUL-terminated guest paths.
-    pub fn config_preopens_only(config: i64, ptr: i32, len: i32) -> i32;
-    /// Starts a new process running export `entry` of `module`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn spawn(
-        module: i64,
-        config: i64,
-        entry_ptr: i32,
-        entry_len: i32,
-        params_ptr: i32,
-        params_count: i32,
-        arg_ptr: i32,
-        arg_len: i32,
-        out_pid: i32,
-    ) -> i32;
+/// Declares each host function once: as a Wasm import on `wasm32`, and as a
+/// stub that panics elsewhere (so the crate builds and its pure parts test
+/// on the host).
+macro_rules! host_functions {
+    ($(
+        #[link(wasm_import_module = $module:literal)]
+        { $(
+            $(#[doc = $doc:literal])*
+            $(#[link_name = $link_name:literal])?
+            fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;
+        )* }
+    )*) => {
+        $(
+            #[cfg(target_arch = "wasm32")]
+            #[link(wasm_import_module = $module)]
+            extern "C" {
+                $(
+                    $(#[doc = $doc])*
+                    $(#[link_name = $link_name])?
+                    pub fn $name($($arg: $ty),*) $(-> $ret)?;
+                )*
+            }
+        )*
+        #[cfg(not(target_arch = "wasm32"))]
+        mod host_stubs {
+            #![allow(clippy::missing_safety_doc, clippy::too_many_arguments, unused_variables)]
+            $($(
+                $(#[doc = $doc])*
+                pub unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+                    panic!("troupe guests run only on wasm32 (build with --target wasm32-wasip1)")
+                }
+            )*)*
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        pub use host_stubs::*;
+    };
 }
 
-#[cfg(target_arch = "wasm32")]
-#[link(wasm_import_module = "troupe_message")]
-extern "C" {
-    /// Queues a copy of `data` with `tag` in `pid`'s mailbox.
-    pub fn send(pid: i64, tag: i64, data_ptr: i32, data_len: i32) -> i32;
-    /// Takes the oldest message whose tag is one of `tags` (all if
-    /// `tags_count` is 0), waiting up to `timeout_ns` (negative: forever).
-    pub fn receive(
-        tags_ptr: i32,
-        tags_count: i32,
-        timeout_ns: i64,
-        buf_ptr: i32,
-        buf_cap: i32,
-        info_ptr: i32,
-    ) -> i32;
-    /// Copies the held message (after `BUFFER_TOO_SMALL`) into `buf`.
-    pub fn read(buf_ptr: i32, buf_len: i32) -> i32;
+host_functions! {
+    #[link(wasm_import_module = "troupe_process")]
+    {
+        /// The caller's pid.
+        fn self_pid() -> i64;
+        /// Copies the explanation of the caller's last error into `buf`
+        /// (truncated to `buf_len`) and returns its full length.
+        fn error_message(buf_ptr: i32, buf_len: i32) -> i32;
+        /// Compiles a module and writes its `u64` handle at `out_module`.
+        fn module_load(bytes_ptr: i32, bytes_len: i32, out_module: i32) -> i32;
+        /// The handle of the caller's own module.
+        fn module_self() -> i64;
+        /// Creates a spawn configuration ("inherit everything") and returns its handle.
+        fn config_new() -> i64;
+        /// Frees a spawn configuration.
+        fn config_drop(config: i64) -> i32;
+        /// Sets the child's argv: NUL-terminated UTF-8 strings.
+        fn config_set_args(config: i64, ptr: i32, len: i32) -> i32;
+        /// Replaces the child's environment: NUL-terminated `KEY=VALUE` strings.
+        fn config_set_envs(config: i64, ptr: i32, len: i32) -> i32;
+        /// Narrows the child's preopened directories: NUL-terminated guest paths.
+        fn config_preopens_only(config: i64, ptr: i32, len: i32) -> i32;
+        /// Links the child to the parent before it runs.
+        fn config_link(config: i64) -> i32;
+        /// Caps the child's linear memory (bytes).
+        fn config_set_max_memory(config: i64, bytes: i64) -> i32;
+        /// Gives the child a fuel budget (VMs started with `--fuel` only).
+        fn config_set_fuel(config: i64, units: i64) -> i32;
+        /// Allows (non-zero) or forbids (0) the child to spawn.
+        fn config_set_can_spawn(config: i64, allowed: i32) -> i32;
+        /// Starts a new process running export `entry` of `module`.
+        fn spawn(
+            module: i64,
+            config: i64,
+            entry_ptr: i32,
+            entry_len: i32,
+            params_ptr: i32,
+            params_count: i32,
+            arg_ptr: i32,
+            arg_len: i32,
+            out_pid: i32,
+        ) -> i32;
+        /// Links the caller and `pid`.
+        fn link(pid: i64) -> i32;
+        /// Removes the link with `pid`.
+        fn unlink(pid: i64) -> i32;
+        /// Monitors `pid`; returns the monitor reference.
+        fn monitor(pid: i64) -> i64;
+        /// Stops a monitor and flushes its DOWN message.
+        fn demonitor(reference: i64) -> i32;
+        /// Sets exit trapping; returns the previous setting.
+        fn trap_exit(enable: i32) -> i32;
+        /// Sends the untrappable kill signal.
+        fn kill(pid: i64) -> i32;
+        /// Sends an exit signal with an encoded reason.
+        fn send_exit(pid: i64, reason_ptr: i32, reason_len: i32) -> i32;
+        /// Ends the caller with an encoded reason; does not return.
+        fn exit(reason_ptr: i32, reason_len: i32);
+    }
+    #[link(wasm_import_module = "troupe_message")]
+    {
+        /// Queues a copy of `data` with `tag` in `pid`'s mailbox.
+        fn send(pid: i64, tag: i64, data_ptr: i32, data_len: i32) -> i32;
+        /// Takes the oldest message whose tag is one of `tags` (all if
+        /// `tags_count` is 0), waiting up to `timeout_ns` (negative: forever).
+        fn receive(
+            tags_ptr: i32,
+            tags_count: i32,
+            timeout_ns: i64,
+            buf_ptr: i32,
+            buf_cap: i32,
+            info_ptr: i32,
+        ) -> i32;
+        /// Copies the held message (after `BUFFER_TOO_SMALL`) into `buf`.
+        fn read(buf_ptr: i32, buf_len: i32) -> i32;
+    }
+    #[link(wasm_import_module = "troupe_registry")]
+    {
+        /// Registers `name` for `pid`.
+        fn register(name_ptr: i32, name_len: i32, pid: i64) -> i32;
+        /// Frees `name`.
+        fn unregister(name_ptr: i32, name_len: i32) -> i32;
+        /// Writes the pid registered under `name` at `out_pid`.
+        fn whereis(name_ptr: i32, name_len: i32, out_pid: i32) -> i32;
+        /// Sends to the process registered under `name`.
+        #[link_name = "send"]
+        fn send_named(name_ptr: i32, name_len: i32, tag: i64, data_ptr: i32, data_len: i32) -> i32;
+    }
+    #[link(wasm_import_module = "troupe_timer")]
+    {
+        /// Suspends the caller for `ns` nanoseconds.
+        fn sleep(ns: i64);
+        /// Sends a message after `delay_ns`; writes the timer reference.
+        fn send_after(
+            pid: i64,
+            tag: i64,
+            data_ptr: i32,
+            data_len: i32,
+            delay_ns: i64,
+            out_ref: i32,
+        ) -> i32;
+        /// Cancels a timer: 1 if it had not fired, 0 otherwise.
+        fn cancel_timer(reference: i64) -> i32;
+    }
 }
-
-#[cfg(not(target_arch = "wasm32"))]
-mod host_stubs {
-    #![allow(missing_docs, clippy::missing_safety_doc, clippy::too_many_arguments)]
-
-    fn unsupported() -> ! {
-        panic!("troupe guests run only on wasm32 (build with --target wasm32-wasip1)")
-    }
-    pub unsafe fn self_pid() -> i64 {
-        unsupported()
-    }
-    pub unsafe fn error_message(_: i32, _: i32) -> i32 {
-        unsupported()
-    }
-    pub unsafe fn module_load(_: i32, _: i32, _: i32) -> i32 {
-        unsupported()
-    }
-    pub unsafe fn module_self() -> i64 {
-        unsupported()
-    }
-    pub unsafe fn config_new() -> i64 {
-        unsupported()
-    }
-    pub unsafe fn config_drop(_: i64) -> i32 {
-        unsupported()
-    }
-    pub unsafe fn config_set_args(_: i64, _: i32, _: i32) -> i32 {
-        unsupported()
-    }
-    pub unsafe fn config_set_envs(_: i64, _: i32, _: i32) -> i32 {
-        unsupported()
-    }
-    pub unsafe fn config_preopens_only(_: i64, _: i32, _: i32) -> i32 {
-        unsupported()
-    }
-    pub unsafe fn spawn(
-        _: i64,
-        _: i64,
-        _: i32,
-        _: i32,
-        _: i32,
-        _: i32,
-        _: i32,
-        _: i32,
-        _: i32,
-    ) -> i32 {
-        unsupported()
-    }
-    pub unsafe fn send(_: i64, _: i64, _: i32, _: i32) -> i32 {
-        unsupported()
-    }
-    pub unsafe fn receive(_: i32, _: i32, _: i64, _: i32, _: i32, _: i32) -> i32 {
-        unsupported()
-    }
-    pub unsafe fn read(_: i32, _: i32) -> i32 {
-        unsupported()
-    }
-}
-#[cfg(not(target_arch = "wasm32"))]
-pub use host_stubs::*;
 
 /// A pointer as the `i32` offset the host functions take. On wasm32 this is
 /// exact; elsewhere the value is meaningless (the stubs panic before using it).
@@ -157,7 +185,12 @@ mod tests {
     #[test]
     fn import_module_names_match_abi() {
         let src = include_str!("sys.rs");
-        for name in [troupe_abi::module::PROCESS, troupe_abi::module::MESSAGE] {
+        for name in [
+            troupe_abi::module::PROCESS,
+            troupe_abi::module::MESSAGE,
+            troupe_abi::module::REGISTRY,
+            troupe_abi::module::TIMER,
+        ] {
             let attr = format!("#[link(wasm_import_module = \"{name}\")]");
             assert_eq!(src.matches(&attr).count(), 1, "missing {attr}");
         }

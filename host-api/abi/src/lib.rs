@@ -15,6 +15,10 @@ pub mod module {
     pub const PROCESS: &str = "troupe_process";
     /// Messages: send, selective receive, reading a held message.
     pub const MESSAGE: &str = "troupe_message";
+    /// The name registry.
+    pub const REGISTRY: &str = "troupe_registry";
+    /// Timers: sleep, send_after, cancel_timer.
+    pub const TIMER: &str = "troupe_timer";
 }
 
 /// Error codes returned (as `i32`) by host functions. `OK` is zero; every
@@ -52,6 +56,11 @@ pub mod err {
     /// instantiation trapped).
     pub const SPAWN_FAILED: i32 = 11;
 
+    /// `register`: the name is already taken.
+    pub const ALREADY_REGISTERED: i32 = 12;
+    /// No such name (registry), monitor or timer.
+    pub const NOT_FOUND: i32 = 13;
+
     /// A short stable name for an error code, for messages.
     pub const fn name(code: i32) -> &'static str {
         match code {
@@ -67,6 +76,8 @@ pub mod err {
             PERMISSION_DENIED => "permission denied",
             INVALID_ARGUMENT => "invalid argument",
             SPAWN_FAILED => "spawn failed",
+            ALREADY_REGISTERED => "name already registered",
+            NOT_FOUND => "not found",
             _ => "unknown error",
         }
     }
@@ -86,6 +97,39 @@ pub mod tag {
     /// The spawn argument: the first message of every spawned process, sent
     /// by the VM on behalf of the parent (its sender is the parent's pid).
     pub const SPAWN_ARG: u64 = SYSTEM_BASE;
+    /// An exit signal turned into a message (the receiver traps exits):
+    /// payload `u64 pid` then an exit reason (see [`reason`](crate::reason)).
+    pub const EXIT: u64 = SYSTEM_BASE + 1;
+    /// A monitored process ended: payload `u64 monitor ref`, `u64 pid`, then
+    /// an exit reason.
+    pub const DOWN: u64 = SYSTEM_BASE + 2;
+}
+
+/// Exit reasons as they cross the ABI: a `u32` kind (little-endian), then
+/// the kind's data. This is bincode 1.3's layout of the Rust SDK's
+/// `ExitReason` enum, whose variants are in this order.
+pub mod reason {
+    /// The process returned from its entry, or called `proc_exit(0)`.
+    pub const NORMAL: u32 = 0;
+    /// It trapped: then `u64` length and the UTF-8 trap message.
+    pub const TRAP: u32 = 1;
+    /// It was killed (`kill`, untrappable).
+    pub const KILLED: u32 = 2;
+    /// It exceeded a limit: then a `u32`, one of [`LIMIT_MEMORY`], [`LIMIT_FUEL`].
+    pub const LIMIT: u32 = 3;
+    /// It called `proc_exit` with a non-zero code: then the `i32` code.
+    pub const EXIT_CODE: u32 = 4;
+    /// It exited with a reason of its own: then `u64` length and the bytes.
+    pub const CUSTOM: u32 = 5;
+    /// (Only in DOWN and EXIT messages) the process did not exist.
+    pub const NOPROC: u32 = 6;
+    /// It was asked to shut down (by a supervisor): not an error, but it
+    /// still kills linked processes that do not trap exits.
+    pub const SHUTDOWN: u32 = 7;
+    /// [`LIMIT`]: linear memory grew past the process's maximum.
+    pub const LIMIT_MEMORY: u32 = 0;
+    /// [`LIMIT`]: the process ran out of fuel (instructions).
+    pub const LIMIT_FUEL: u32 = 1;
 }
 
 /// Special values of parameters.
@@ -103,6 +147,11 @@ pub mod val {
     pub const SDK_ENTRY: &str = "__troupe_entry";
     /// The export that every command module has.
     pub const START: &str = "_start";
+    /// `cancel_timer`'s result when the timer was cancelled before firing.
+    pub const TIMER_CANCELLED: i32 = 1;
+    /// `cancel_timer`'s result when the timer had already fired (or the
+    /// reference is unknown).
+    pub const TIMER_NOT_PENDING: i32 = 0;
 }
 
 /// The record `receive` writes at `info_ptr`: 24 bytes, little-endian.
@@ -123,6 +172,9 @@ pub mod exit {
     /// The root process trapped (as wasmtime's CLI: 128 + SIGABRT).
     pub const TRAP: i32 = 134;
     /// The module could not be loaded or started (bad file, not Wasm, no
-    /// `_start`, unknown imports).
+    /// `_start`, unknown imports); also a root that exited with a custom
+    /// reason.
     pub const LOAD_ERROR: i32 = 1;
+    /// The root process was killed (128 + SIGKILL).
+    pub const KILLED: i32 = 137;
 }

@@ -1,0 +1,301 @@
+//! Links, monitors, exit signals and exit reasons: Erlang's fault-tolerance
+//! primitives (see `host-api/SPEC.md`, "Links, monitors and exit signals").
+//!
+//! - [`link`]: a bidirectional link. When a process ends abnormally its
+//!   linked processes end with the same reason, unless they [`trap_exit`],
+//!   in which case they receive an [`Event::Exit`] instead.
+//! - [`monitor`]: one-way; the watcher receives one [`Event::Down`].
+//! - [`kill`] cannot be trapped; [`send_exit`] can.
+//! - [`exit`] ends the calling process with a reason of its own.
+//!
+//! Events arrive in the mailbox next to ordinary messages: take them with
+//! [`Mailbox::receive_event`](crate::Mailbox::receive_event).
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use troupe_abi::{err, tag};
+
+use crate::error::unexpected;
+use crate::message::{codec, decode, encode, receive_with, timeout_ns};
+use crate::{sys, Pid, ReceiveError, SendError};
+
+/// Which per-process limit a process exceeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Limit {
+    /// Its linear memory grew past its maximum.
+    Memory,
+    /// It ran out of fuel (instructions).
+    Fuel,
+}
+
+/// Why a process ended. Its bincode layout is the ABI's exit-reason
+/// encoding: keep the variants in this order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExitReason {
+    /// It returned from its function (or `main`), or exited with code 0.
+    Normal,
+    /// It trapped (a panic, `unreachable`, a bad pointer...): the message.
+    Trap(String),
+    /// It was killed ([`kill`]).
+    Killed,
+    /// It exceeded a limit set at spawn.
+    Limit(Limit),
+    /// It called `std::process::exit` with this non-zero code.
+    ExitCode(i32),
+    /// It exited with a reason of its own ([`exit`], [`send_exit`]); see
+    /// [`ExitReason::custom`] and [`ExitReason::decode_custom`].
+    Custom(Vec<u8>),
+    /// The monitored process did not exist (DOWN messages only).
+    NoProc,
+    /// It was asked to shut down (by a supervisor). Not an error, but it
+    /// still ends linked processes that do not trap exits.
+    Shutdown,
+}
+
+impl ExitReason {
+    /// A custom reason carrying `value` (bincode).
+    pub fn custom<T: Serialize>(value: &T) -> Self {
+        ExitReason::Custom(encode(value))
+    }
+
+    /// Decodes a [`ExitReason::Custom`] value; `None` for other reasons or
+    /// a value of another type.
+    pub fn decode_custom<T: DeserializeOwned>(&self) -> Option<T> {
+        match self {
+            ExitReason::Custom(data) => decode(data).ok(),
+            _ => None,
+        }
+    }
+
+    /// `Normal`: the only reason that does not end linked processes.
+    pub fn is_normal(&self) -> bool {
+        matches!(self, ExitReason::Normal)
+    }
+
+    /// Whether OTP would call this an abnormal end (anything but `Normal`
+    /// and `Shutdown`): what transient children are restarted for.
+    pub fn is_abnormal(&self) -> bool {
+        !matches!(self, ExitReason::Normal | ExitReason::Shutdown)
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+}
+
+impl std::fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitReason::Normal => write!(f, "normal"),
+            ExitReason::Trap(t) => write!(f, "trap: {}", t.lines().next().unwrap_or("")),
+            ExitReason::Killed => write!(f, "killed"),
+            ExitReason::Limit(Limit::Memory) => write!(f, "memory limit exceeded"),
+            ExitReason::Limit(Limit::Fuel) => write!(f, "fuel limit exceeded"),
+            ExitReason::ExitCode(c) => write!(f, "exit code {c}"),
+            ExitReason::Custom(d) => match std::str::from_utf8(d) {
+                Ok(s) if !s.is_empty() => write!(f, "{s:?}"),
+                _ => write!(f, "custom reason ({} bytes)", d.len()),
+            },
+            ExitReason::NoProc => write!(f, "noproc"),
+            ExitReason::Shutdown => write!(f, "shutdown"),
+        }
+    }
+}
+
+/// A monitor, as returned by [`monitor`]; its DOWN event carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MonitorRef(pub u64);
+
+/// Something that arrives in a mailbox: an ordinary message, or a signal
+/// turned into a message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event<M> {
+    /// An ordinary message and its sender.
+    Message {
+        /// The sender.
+        from: Pid,
+        /// The message.
+        msg: M,
+    },
+    /// A linked process ended (this process traps exits), or `from` sent
+    /// an exit signal with [`send_exit`].
+    Exit {
+        /// The process that ended (or sent the signal).
+        from: Pid,
+        /// Its reason.
+        reason: ExitReason,
+    },
+    /// A monitored process ended.
+    Down {
+        /// The monitor that fired.
+        monitor: MonitorRef,
+        /// The process that ended.
+        pid: Pid,
+        /// Its reason.
+        reason: ExitReason,
+    },
+}
+
+fn no_process(pid: Pid, rc: i32, function: &str) -> Result<(), SendError> {
+    match rc {
+        err::OK => Ok(()),
+        err::NO_PROCESS => Err(SendError::NoProcess(pid)),
+        code => unexpected(function, code),
+    }
+}
+
+/// Links this process and `pid`: if either ends abnormally, the other ends
+/// too (or, trapping exits, gets an [`Event::Exit`]). `NoProcess` if `pid`
+/// does not exist (Erlang raises `noproc` in the caller instead).
+pub fn link(pid: Pid) -> Result<(), SendError> {
+    no_process(pid, unsafe { sys::link(pid.0 as i64) }, "link")
+}
+
+/// Removes the link with `pid`, if any.
+pub fn unlink(pid: Pid) {
+    unsafe { sys::unlink(pid.0 as i64) };
+}
+
+/// Monitors `pid`: when it ends this process receives one
+/// [`Event::Down`] with the returned reference (at once, with
+/// [`ExitReason::NoProc`], if `pid` does not exist).
+pub fn monitor(pid: Pid) -> MonitorRef {
+    MonitorRef(unsafe { sys::monitor(pid.0 as i64) } as u64)
+}
+
+/// Stops a monitor and removes its DOWN event if already queued. `false` if
+/// this process holds no such monitor.
+pub fn demonitor(monitor: MonitorRef) -> bool {
+    match unsafe { sys::demonitor(monitor.0 as i64) } {
+        err::OK => true,
+        err::NOT_FOUND => false,
+        code => unexpected("demonitor", code),
+    }
+}
+
+/// Turns exit trapping on or off; returns the previous setting. A process
+/// that traps exits receives [`Event::Exit`] instead of dying with its links.
+pub fn trap_exit(enable: bool) -> bool {
+    unsafe { sys::trap_exit(enable as i32) != 0 }
+}
+
+/// Kills `pid` (untrappable): it ends with [`ExitReason::Killed`].
+pub fn kill(pid: Pid) -> Result<(), SendError> {
+    no_process(pid, unsafe { sys::kill(pid.0 as i64) }, "kill")
+}
+
+/// Sends the exit signal `reason` to `pid`, as if a linked process had ended
+/// with it (Erlang's `exit(Pid, Reason)`): a trapping process gets an
+/// [`Event::Exit`]; otherwise `Normal` is ignored and any other reason ends
+/// it.
+pub fn send_exit(pid: Pid, reason: &ExitReason) -> Result<(), SendError> {
+    let data = reason.encode();
+    let rc = unsafe { sys::send_exit(pid.0 as i64, sys::ptr(data.as_ptr()), sys::len(data.len())) };
+    no_process(pid, rc, "send_exit")
+}
+
+/// Ends this process now with `reason`.
+pub fn exit(reason: ExitReason) -> ! {
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let data = reason.encode();
+    unsafe { sys::exit(sys::ptr(data.as_ptr()), sys::len(data.len())) };
+    unreachable!("troupe_process::exit returned")
+}
+
+/// Decodes an EXIT or DOWN payload into an event.
+pub(crate) fn system_event<M>(tag: u64, from: Pid, data: &[u8]) -> Option<Event<M>> {
+    use bincode::Options;
+    match tag {
+        tag::EXIT => {
+            let (pid, reason): (u64, ExitReason) = codec().deserialize(data).ok()?;
+            Some(Event::Exit {
+                from: Pid(pid),
+                reason,
+            })
+        }
+        tag::DOWN => {
+            let (monitor, pid, reason): (u64, u64, ExitReason) = codec().deserialize(data).ok()?;
+            debug_assert_eq!(pid, from.0);
+            Some(Event::Down {
+                monitor: MonitorRef(monitor),
+                pid: Pid(pid),
+                reason,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Waits for the next DOWN event (other messages stay queued): the
+/// monitor, the pid and the reason.
+pub fn receive_down(
+    timeout: Option<Duration>,
+) -> Result<(MonitorRef, Pid, ExitReason), ReceiveError> {
+    receive_with(&[tag::DOWN], timeout_ns(timeout), |t, from, data| {
+        system_event::<()>(t, from, data)
+    })
+    .and_then(|e| match e {
+        Some(Event::Down {
+            monitor,
+            pid,
+            reason,
+        }) => Ok((monitor, pid, reason)),
+        _ => Err(ReceiveError::Malformed {
+            from: Pid(0),
+            error: "a DOWN message that does not decode".into(),
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_reasons_encode_as_the_abi_says() {
+        let k = |r: &ExitReason| u32::from_le_bytes(r.encode()[..4].try_into().unwrap());
+        use troupe_abi::reason as kind;
+        assert_eq!(k(&ExitReason::Normal), kind::NORMAL);
+        assert_eq!(k(&ExitReason::Trap("x".into())), kind::TRAP);
+        assert_eq!(k(&ExitReason::Killed), kind::KILLED);
+        assert_eq!(k(&ExitReason::Limit(Limit::Fuel)), kind::LIMIT);
+        assert_eq!(
+            ExitReason::Limit(Limit::Fuel).encode()[4..],
+            kind::LIMIT_FUEL.to_le_bytes()
+        );
+        assert_eq!(k(&ExitReason::ExitCode(3)), kind::EXIT_CODE);
+        assert_eq!(k(&ExitReason::Custom(vec![])), kind::CUSTOM);
+        assert_eq!(k(&ExitReason::NoProc), kind::NOPROC);
+        assert_eq!(k(&ExitReason::Shutdown), kind::SHUTDOWN);
+        assert_eq!(
+            ExitReason::Trap("ab".into()).encode(),
+            [1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b']
+        );
+    }
+
+    #[test]
+    fn down_and_exit_payloads_decode() {
+        let mut down = 7u64.to_le_bytes().to_vec();
+        down.extend_from_slice(&9u64.to_le_bytes());
+        down.extend_from_slice(&ExitReason::Killed.encode());
+        assert_eq!(
+            system_event::<()>(tag::DOWN, Pid(9), &down),
+            Some(Event::Down {
+                monitor: MonitorRef(7),
+                pid: Pid(9),
+                reason: ExitReason::Killed
+            })
+        );
+        let mut exit = 4u64.to_le_bytes().to_vec();
+        exit.extend_from_slice(&ExitReason::custom(&"bye").encode());
+        let Some(Event::Exit { from, reason }) = system_event::<()>(tag::EXIT, Pid(4), &exit)
+        else {
+            panic!("not an exit event");
+        };
+        assert_eq!(from, Pid(4));
+        assert_eq!(reason.decode_custom::<String>().as_deref(), Some("bye"));
+        assert!(system_event::<()>(tag::EXIT, Pid(4), &[1, 2]).is_none());
+    }
+}
