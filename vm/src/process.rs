@@ -19,7 +19,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use crate::config::Output;
 use crate::mailbox::Mailbox;
 use crate::module_cache::LoadedModule;
-use crate::vm::VmInner;
+use crate::vm::{NewProcess, VmInner};
 
 /// The part of a process other processes can reach: its mailbox, its links
 /// and monitors, and the slot through which it is killed.
@@ -385,15 +385,15 @@ impl ProcessCtx for ProcessState {
         };
         let child = self
             .vm
-            .spawn(
+            .spawn(NewProcess {
                 module,
                 perms,
-                false,
-                &request.entry,
-                &request.params,
-                Some(arg),
-                request.config.link.then_some(&self.shared),
-            )
+                stdin: false,
+                entry: &request.entry,
+                params: &request.params,
+                arg: Some(arg),
+                link_to: request.config.link.then_some(&self.shared),
+            })
             .await?;
         Ok(child.pid)
     }

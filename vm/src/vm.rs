@@ -45,6 +45,21 @@ pub(crate) struct VmInner {
     max_memory: u64,
 }
 
+/// What a new process is made of.
+pub(crate) struct NewProcess<'a> {
+    pub module: Arc<LoadedModule>,
+    pub perms: Perms,
+    /// Whether it reads the VM's stdin (the root only).
+    pub stdin: bool,
+    /// The exported function it runs, and its parameters.
+    pub entry: &'a str,
+    pub params: &'a [i64],
+    /// Its first message (the spawn argument), if any.
+    pub arg: Option<Message>,
+    /// The process it is linked to before it runs, if any.
+    pub link_to: Option<&'a Arc<ProcessShared>>,
+}
+
 /// A process just started.
 pub(crate) struct Spawned {
     pub pid: u64,
@@ -252,15 +267,15 @@ impl Vm {
             // Listen before the root runs, so no early signal is missed.
             let signals = handle_signals.then(TerminationSignals::new);
             let root = inner
-                .spawn(
+                .spawn(NewProcess {
                     module,
                     perms,
-                    root.stdin,
-                    troupe_abi::val::START,
-                    &[],
-                    None,
-                    None,
-                )
+                    stdin: root.stdin,
+                    entry: troupe_abi::val::START,
+                    params: &[],
+                    arg: None,
+                    link_to: None,
+                })
                 .await
                 .map_err(RunError::Start)?;
             debug_assert_eq!(root.pid, 1);
@@ -360,16 +375,16 @@ impl VmInner {
     }
 
     /// Creates a process running `entry(params)` of `module` and starts it.
-    pub(crate) async fn spawn(
-        self: &Arc<Self>,
-        module: Arc<LoadedModule>,
-        perms: Perms,
-        stdin: bool,
-        entry: &str,
-        params: &[i64],
-        arg: Option<Message>,
-        link_to: Option<&Arc<ProcessShared>>,
-    ) -> Result<Spawned, HostError> {
+    pub(crate) async fn spawn(self: &Arc<Self>, new: NewProcess<'_>) -> Result<Spawned, HostError> {
+        let NewProcess {
+            module,
+            perms,
+            stdin,
+            entry,
+            params,
+            arg,
+            link_to,
+        } = new;
         let types = module
             .entry_params(entry, params.len())
             .map_err(|e| HostError::new(err::NO_SUCH_EXPORT, e.to_string()))?;
