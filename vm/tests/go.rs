@@ -128,6 +128,42 @@ fn go_sdk_selftest_passes_against_the_vm() {
     assert!(text(&out.stderr).contains("this child panics on purpose"));
 }
 
+/// The Go SDK's unit tests compiled for wasm and run as Troupe processes:
+/// the bincode codec (with its reflection and interface writes) and the
+/// checks against the Rust ABI, SPEC.md and the shared vectors, on the
+/// target they are for. They read the repository through a preopen.
+#[test]
+fn go_sdk_unit_tests_pass_on_wasm_in_the_vm() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for (name, dir) in [
+        ("sdk-tests-troupe", ""),
+        ("sdk-tests-bincode", "/bincode"),
+        ("sdk-tests-abi", "/abi"),
+    ] {
+        let preopen = format!("{repo}::{repo}");
+        let pwd = format!("PWD={repo}/guest-sdk/go{dir}");
+        let stdout = run_ok(&[
+            "run",
+            "--dir",
+            &preopen,
+            "--env",
+            &pwd,
+            go_guest(name).to_str().unwrap(),
+            "-test.v",
+        ]);
+        assert!(
+            stdout.contains("--- PASS") && stdout.ends_with("PASS\n"),
+            "{name}:\n{stdout}"
+        );
+        assert!(!stdout.contains("--- FAIL"), "{name}:\n{stdout}");
+    }
+}
+
 /// Runs the mixed example with `leader` as the root, which loads `follower`
 /// from the preopened directory `/modules`.
 fn mixed(leader: &std::path::Path, follower: &std::path::Path) -> String {

@@ -2,7 +2,10 @@ package bincode_test
 
 import (
 	"bytes"
+	"reflect"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"troupe.dev/troupe/bincode"
@@ -153,6 +156,8 @@ type DupB struct{}
 func (DupA) isDup() {}
 func (DupB) isDup() {}
 
+var registerDup sync.Once
+
 func TestRegisterEnumRefusesMistakes(t *testing.T) {
 	mustPanic := func(name string, f func()) {
 		t.Helper()
@@ -165,7 +170,7 @@ func TestRegisterEnumRefusesMistakes(t *testing.T) {
 	}
 	mustPanic("not an interface", func() { bincode.RegisterEnum[int](1) })
 	mustPanic("variant listed twice", func() { bincode.RegisterEnum[Dup](DupA{}, DupA{}) })
-	bincode.RegisterEnum[Dup](DupA{})
+	registerDup.Do(func() { bincode.RegisterEnum[Dup](DupA{}) })
 	mustPanic("variant of two enums", func() { bincode.RegisterEnum[Dup2](DupB{}, DupA{}) })
 	// The refused registration left nothing behind.
 	if _, err := bincode.Marshal(DupB{}); err != nil {
@@ -204,4 +209,75 @@ func TestRecursiveTypes(t *testing.T) {
 	if err := bincode.Unmarshal(b, &back); err != nil || back.Next[0].Next[0].V != 3 {
 		t.Fatalf("%+v %v", back, err)
 	}
+}
+
+// Variants that Go stores in an interface directly (pointer-shaped) or
+// indirectly, and an enum with an empty interface type.
+type Shaped interface{ isShaped() }
+
+type (
+	Spot        struct{ X, Y int32 }
+	Boxed       struct{ P *Point }
+	Single      [1]map[string]uint8
+	Wide        struct{ A, B uint64 }
+	ZeroVariant struct{}
+)
+
+func (*Spot) isShaped()       {}
+func (Boxed) isShaped()       {}
+func (Single) isShaped()      {}
+func (Wide) isShaped()        {}
+func (ZeroVariant) isShaped() {}
+
+type Anything interface{}
+
+type (
+	AnyA uint16
+	AnyB string
+)
+
+func init() {
+	bincode.RegisterEnum[Shaped]((*Spot)(nil), Boxed{}, Single{}, Wide{}, ZeroVariant{})
+	bincode.RegisterEnum[Anything](AnyA(0), AnyB(""))
+}
+
+func TestEnumVariantsOfEveryShapeDecodeIntoTheInterface(t *testing.T) {
+	for _, in := range []Shaped{
+		&Spot{1, 2}, Boxed{&Point{3, 4}}, Single{{"k": 5}}, Wide{6, 7}, ZeroVariant{},
+	} {
+		b, err := bincode.Marshal(&in)
+		if err != nil {
+			t.Fatalf("%#v: %v", in, err)
+		}
+		var out Shaped
+		if err := bincode.Unmarshal(b, &out); err != nil {
+			t.Fatalf("%#v: %v", in, err)
+		}
+		if !reflect.DeepEqual(in, out) {
+			t.Errorf("%#v came back as %#v", in, out)
+		}
+		// The decoded interface is an ordinary Go value.
+		switch v := out.(type) {
+		case *Spot:
+			v.X++
+		case Boxed:
+			v.P.X++
+		case Single:
+			v[0]["k"]++
+		case Wide, ZeroVariant:
+		default:
+			t.Errorf("unexpected dynamic type %T", out)
+		}
+	}
+	for _, in := range []Anything{AnyA(9), AnyB("nine")} {
+		b, err := bincode.Marshal(&in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out Anything
+		if err := bincode.Unmarshal(b, &out); err != nil || out != in {
+			t.Errorf("%#v came back as %#v (%v)", in, out, err)
+		}
+	}
+	runtime.GC() // the interface words written by the decoder hold up
 }

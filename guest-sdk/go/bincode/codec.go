@@ -43,9 +43,39 @@ type enumInfo struct {
 	iface    reflect.Type
 	variants []reflect.Type
 	index    map[reflect.Type]uint32
-	// assign stores v (of a variant type) in dst (an addressable I) without
-	// reflect.Value.Set, which is slow on wasm.
-	assign func(dst, v reflect.Value)
+	// The interface words of each variant: its itab (or type, for an empty
+	// interface), taken from the value given to RegisterEnum, and whether
+	// the value itself is the data word (pointer-shaped types).
+	tabs   []unsafe.Pointer
+	direct []bool
+}
+
+// set stores the variant i value that p (a *variant) points to in dst, an
+// addressable value of the enum's interface type, by writing the two
+// interface words: reflect.Value.Set does the same through two more
+// allocations and an itab look-up, which cost about 0.5 µs per message on
+// wasm.
+func (e *enumInfo) set(dst reflect.Value, i uint32, p unsafe.Pointer) {
+	if e.direct[i] {
+		p = *(*unsafe.Pointer)(p)
+	}
+	words := (*[2]unsafe.Pointer)(dst.Addr().UnsafePointer())
+	words[0] = e.tabs[i]
+	words[1] = p
+}
+
+// directIface reports whether Go stores a value of type t in an interface
+// directly in its data word (the rule of the compiler's isdirectiface).
+func directIface(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return true
+	case reflect.Array:
+		return t.Len() == 1 && directIface(t.Elem())
+	case reflect.Struct:
+		return t.NumField() == 1 && directIface(t.Field(0).Type)
+	}
+	return false
 }
 
 // typeKey identifies a type for the codec cache: the pointer inside the
@@ -495,11 +525,11 @@ func interfaceCodec(t reflect.Type) (encFn, decFn, int) {
 			return fmt.Errorf("bincode: variant index %d out of range for %v (%d variants)",
 				i, t, len(enum.variants))
 		}
-		inner := reflect.New(enum.variants[i]).Elem()
-		if err := content[i].contentDec(d, inner); err != nil {
+		p := reflect.New(enum.variants[i])
+		if err := content[i].contentDec(d, p.Elem()); err != nil {
 			return err
 		}
-		enum.assign(v, inner)
+		enum.set(v, i, p.UnsafePointer())
 		return nil
 	}
 	return enc, dec, 4
@@ -539,13 +569,7 @@ func RegisterEnum[I any](values ...I) {
 	if iface.Kind() != reflect.Interface {
 		panic(fmt.Sprintf("bincode.RegisterEnum: %v is not an interface type", iface))
 	}
-	info := &enumInfo{
-		iface: iface,
-		index: map[reflect.Type]uint32{},
-		assign: func(dst, v reflect.Value) {
-			*(*I)(dst.Addr().UnsafePointer()) = v.Interface().(I)
-		},
-	}
+	info := &enumInfo{iface: iface, index: map[reflect.Type]uint32{}}
 	for _, v := range values {
 		t := reflect.TypeOf(v)
 		if t == nil {
@@ -556,6 +580,8 @@ func RegisterEnum[I any](values ...I) {
 		}
 		info.index[t] = uint32(len(info.variants))
 		info.variants = append(info.variants, t)
+		info.tabs = append(info.tabs, (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[0])
+		info.direct = append(info.direct, directIface(t))
 	}
 	build.Lock()
 	defer build.Unlock()

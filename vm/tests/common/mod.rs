@@ -181,26 +181,41 @@ fn go_toolchain() -> PathBuf {
 }
 
 /// The path of a built Go guest: an example (`go-hello`, `go-ping-pong`,
-/// `go-workers`, `mixed`) or the Go SDK's `selftest`, all built once per
-/// test binary with `GOOS=wasip1 GOARCH=wasm` into the cargo target dir's
-/// tmp folder (`go-guests`), with only the standard library (no module
-/// proxy).
+/// `go-workers`, `mixed`), the Go SDK's `selftest`, or the Go SDK's unit
+/// tests compiled for wasm (`sdk-tests-troupe`, `sdk-tests-bincode`,
+/// `sdk-tests-abi`), all built once per test binary with `GOOS=wasip1
+/// GOARCH=wasm` into the cargo target dir's tmp folder (`go-guests`), with
+/// only the standard library (no module proxy).
 pub fn go_guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("go-guests");
     BUILT.get_or_init(|| {
         let go = go_toolchain();
         let root = repo();
+        let sdk = root.join("guest-sdk/go");
         let builds = [
-            ("go-hello", root.join("examples/go-hello"), "."),
-            ("go-ping-pong", root.join("examples/go-ping-pong"), "."),
-            ("go-workers", root.join("examples/go-workers"), "."),
-            ("mixed", root.join("examples/mixed"), "."),
-            ("selftest", root.join("guest-sdk/go"), "./examples/selftest"),
+            ("go-hello", root.join("examples/go-hello"), "build", "."),
+            (
+                "go-ping-pong",
+                root.join("examples/go-ping-pong"),
+                "build",
+                ".",
+            ),
+            ("go-workers", root.join("examples/go-workers"), "build", "."),
+            ("mixed", root.join("examples/mixed"), "build", "."),
+            ("selftest", sdk.clone(), "build", "./examples/selftest"),
+            ("sdk-tests-troupe", sdk.clone(), "test", "."),
+            ("sdk-tests-bincode", sdk.clone(), "test", "./bincode"),
+            ("sdk-tests-abi", sdk.clone(), "test", "./abi"),
         ];
-        for (name, dir, package) in builds {
-            let status = Command::new(&go)
-                .args(["build", "-o"])
+        for (name, dir, command, package) in builds {
+            let mut go_cmd = Command::new(&go);
+            go_cmd.arg(command);
+            if command == "test" {
+                go_cmd.arg("-c"); // compile the test binary, do not run it
+            }
+            let status = go_cmd
+                .arg("-o")
                 .arg(out.join(format!("{name}.wasm")))
                 .arg(package)
                 .current_dir(&dir)
@@ -213,7 +228,11 @@ pub fn go_guest(name: &str) -> PathBuf {
                 .env("GOPATH", out.join("gopath"))
                 .status()
                 .expect("run go build");
-            assert!(status.success(), "go build of {} failed", dir.display());
+            assert!(
+                status.success(),
+                "go {command} {package} in {} failed",
+                dir.display()
+            );
         }
     });
     let path = out.join(format!("{name}.wasm"));
