@@ -110,6 +110,9 @@ func main() {
 		return
 	case "panic":
 		panic("this child panics on purpose")
+	case "exit-custom":
+		reason, _ := troupe.CustomReason("boom")
+		troupe.Exit(reason)
 	}
 	me := troupe.Self()
 
@@ -333,6 +336,90 @@ func main() {
 		var n int64
 		err = r.WaitTimeout(&n, 0) // the answer is already there
 		return errors.Join(err, expect(n == 8, "twice 4 = %d", n))
+	}())
+
+	check("monitors: normal end, exit code, kill, no such process", func() error {
+		c, err := troupe.SpawnSelf("echo", "")
+		if err != nil {
+			return err
+		}
+		ref := troupe.Monitor(c)
+		c.Send(Quit{})
+		e1, err1 := troupe.ReceiveDown(10 * time.Second)
+		p, _ := troupe.SpawnSelf("panic", struct{}{})
+		ref2 := troupe.Monitor(p)
+		e2, err2 := troupe.ReceiveDown(10 * time.Second)
+		k, _ := troupe.SpawnSelf("echo", "")
+		troupe.Monitor(k)
+		err3 := troupe.Kill(k)
+		e3, err4 := troupe.ReceiveDown(10 * time.Second)
+		troupe.Monitor(999999)
+		e4, err5 := troupe.ReceiveDown(time.Second)
+		return errors.Join(err1, err2, err3, err4, err5,
+			expect(e1 == troupe.Event{Kind: troupe.EventDown, From: c, Monitor: ref, Reason: troupe.ExitNormal{}}, "quit: %+v", e1),
+			expect(e2.Monitor == ref2 && e2.Reason == troupe.ExitCode(2), "panic: %+v", e2),
+			expect(e3.From == k && e3.Reason == troupe.ExitKilled{}, "kill: %+v", e3),
+			expect(e4.From == 999999 && e4.Reason == troupe.ExitNoProc{}, "no process: %+v", e4))
+	}())
+
+	check("links and trapped exits", func() error {
+		was := troupe.TrapExit(true)
+		defer troupe.TrapExit(was)
+		c, err := troupe.SpawnSelf("exit-custom", struct{}{}, troupe.WithLink())
+		if err != nil {
+			return err
+		}
+		var m uint64
+		e, err := troupe.ReceiveEvent(&m, 10*time.Second)
+		var why string
+		custom, _ := e.Reason.(troupe.ExitCustom)
+		errDecode := bincode.Unmarshal(custom, &why)
+		err2 := troupe.Link(999999)
+		return errors.Join(err, errDecode,
+			expect(e.Kind == troupe.EventExit && e.From == c && why == "boom", "event %+v (%q)", e, why),
+			expectCode(err2, troupe.ErrNoProcess, ""))
+	}())
+
+	check("registry", func() error {
+		c, err := troupe.SpawnSelf("echo", "")
+		if err != nil {
+			return err
+		}
+		defer c.Send(Quit{})
+		err1 := troupe.Register("selftest.echo", c)
+		found, err2 := troupe.Whereis("selftest.echo")
+		r := troupe.NewReply()
+		err3 := troupe.SendNamed("selftest.echo", Twice{8, r})
+		var n int64
+		err4 := r.WaitTimeout(&n, 10*time.Second)
+		err5 := troupe.Register("selftest.echo", me)
+		err6 := troupe.Unregister("selftest.echo")
+		_, err7 := troupe.Whereis("selftest.echo")
+		err8 := troupe.SendNamed("selftest.echo", Quit{})
+		return errors.Join(err1, err2, err3, err4, err6,
+			expect(found == c && n == 16, "whereis %v, twice 8 = %d", found, n),
+			expectCode(err5, troupe.ErrAlreadyRegistered, ""),
+			expectCode(err7, troupe.ErrNotFound, ""),
+			expectCode(err8, troupe.ErrNotFound, ""))
+	}())
+
+	check("timers fire while the process waits in Receive", func() error {
+		start := time.Now()
+		if _, err := troupe.SendAfter(me, uint64(5), 30*time.Millisecond); err != nil {
+			return err
+		}
+		cancelled, err := troupe.SendAfter(me, uint64(6), 40*time.Millisecond)
+		if err != nil {
+			return err
+		}
+		ok := troupe.CancelTimer(cancelled)
+		var n uint64
+		_, err1 := troupe.ReceiveTimeout(&n, 10*time.Second)
+		waited := time.Since(start)
+		_, err2 := troupe.ReceiveTimeout(&n, 60*time.Millisecond)
+		return errors.Join(err1,
+			expect(ok && n == 5 && waited >= 30*time.Millisecond, "cancelled %v, got %d after %v", ok, n, waited),
+			expect(errors.Is(err2, troupe.ErrTimeout), "the cancelled timer fired: %v", err2))
 	}())
 
 	if len(failed) > 0 {
