@@ -244,7 +244,9 @@ pub fn exit_reason(result: wasmtime::Result<()>) -> ExitReason {
     if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
         return ExitReason::Limit(Limit::Fuel);
     }
-    ExitReason::Trap(format!("{e:?}"))
+    // The cause first (it is what one-line displays show), then the whole
+    // error with its Wasm backtrace.
+    ExitReason::Trap(format!("{}\n{e:?}", e.root_cause()))
 }
 
 /// The data of each process's `Store`.
@@ -482,5 +484,29 @@ impl ResourceLimiter for ProcessState {
     ) -> wasmtime::Result<bool> {
         // Tables are bounded by the pool's slot size.
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trap_of(wat: &str) -> ExitReason {
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::new(&engine, wat).unwrap();
+        let mut store = wasmtime::Store::new(&engine, ());
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let f = instance.get_typed_func::<(), ()>(&mut store, "f").unwrap();
+        exit_reason(f.call(&mut store, ()))
+    }
+
+    #[test]
+    fn a_trap_reason_starts_with_its_cause_then_the_backtrace() {
+        let ExitReason::Trap(text) = trap_of(r#"(module (func (export "f") unreachable))"#) else {
+            panic!("not a trap");
+        };
+        let first = text.lines().next().unwrap();
+        assert!(first.contains("unreachable"), "{text}");
+        assert!(text.contains("wasm backtrace"), "{text}");
     }
 }
