@@ -69,6 +69,8 @@
 //     the other goroutines of its process from running until it blocks. The
 //     VM still preempts the process itself (about every millisecond), so
 //     other processes are never starved.
+//   - SendAfter timers run in the VM, so they fire while the process waits
+//     in Receive (a Go timer would not).
 //   - Sending never blocks.
 //
 // Measured under troupe run --threads 1: a goroutine ticking every 20 ms
