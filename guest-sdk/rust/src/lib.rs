@@ -83,31 +83,55 @@
 //! module run the static constructors first if it has any, so std works in
 //! the child as in `main`.
 //!
-//! # Limits (for now)
+//! # Fault tolerance
 //!
-//! Troupe has no links or monitors yet: nothing tells a process that another
-//! died. A [`Process::request`] to a server that dies before answering waits
-//! forever; use [`Process::request_timeout`] when that can happen.
+//! Erlang/OTP's model: [`link`], [`monitor`], [`trap_exit`], [`kill`] and
+//! [`send_exit`] with [`ExitReason`]s, the name registry ([`register`],
+//! [`whereis`]), timers ([`send_after`]), per-process limits
+//! ([`SpawnOptions::max_memory`], [`SpawnOptions::fuel`]); and on top of
+//! them a [`Server`] (a `gen_server`) and a [`Supervisor`] (OTP's
+//! `supervisor`, with its strategies, restart policies and intensity). A
+//! panic in a spawned process ends it with [`ExitReason::Trap`] carrying
+//! the panic's message.
+//!
+//! [`receive_matching`] is Erlang's selective receive on any condition (the
+//! VM selects on tags only): messages it passes over stay queued, in order,
+//! in the process's stash, which every receive of the SDK reads first.
+//!
+//! A [`Process::request`] to a server that dies before answering waits
+//! forever; use [`Process::request_timeout`], or a [`Server`] and [`call`],
+//! which watches the server with a monitor.
 #![warn(missing_docs)]
 
 mod error;
 mod message;
 mod process;
 mod registry;
+mod server;
 mod signal;
 mod spawn;
+mod supervisor;
 pub mod sys;
 mod timer;
 
 pub use error::{LoadError, ReceiveError, RequestError, SendError, SpawnError};
-pub use message::{decode, encode, receive_tagged, send_tagged, RawMessage};
+pub use message::{decode, encode, receive_matching, receive_tagged, send_tagged, RawMessage};
 pub use process::{self_pid, sleep, this_process, Envelope, Mailbox, Pid, Process, Reply};
 pub use registry::{register, send_named, unregister, whereis, RegistryError};
+pub use server::{
+    call, call_named, cast, start_with, CallError, CallResult, Caller, Next, Server, ServerRef,
+    StartError, StartOptions,
+};
 pub use signal::{
-    demonitor, exit, kill, link, monitor, receive_down, send_exit, trap_exit, unlink, Event,
-    ExitReason, Limit, MonitorRef,
+    demonitor, exit, kill, link, monitor, receive_down, receive_down_from, receive_exit_from,
+    send_exit, trap_exit, unlink, Event, ExitReason, Limit, MonitorRef,
 };
 pub use spawn::{spawn, spawn_arg, spawn_link, Module, SpawnOptions};
+pub use supervisor::{
+    ChildCounts, ChildInfo, ChildKind, ChildSpec, Restart, Shutdown, Strategy, Supervisor,
+    SupervisorCall, SupervisorCast, SupervisorError, SupervisorRef, SupervisorReply,
+    SupervisorSpec,
+};
 pub use timer::{cancel_timer, send_after, TimerRef};
 pub use troupe_abi as abi;
 

@@ -1,8 +1,19 @@
-//! Raw messaging: tagged byte payloads, the reusable buffers, and the
-//! bincode codec that the typed API uses.
+//! Raw messaging: tagged byte payloads, the reusable buffers, the bincode
+//! codec that the typed API uses, and selective receive on any condition.
+//!
+//! # The stash
+//!
+//! The VM selects messages on their tags only. To wait for one message that
+//! a tag does not single out (the `DOWN` of one monitor, the `EXIT` of one
+//! process), [`receive_matching`] takes messages in order and keeps the ones
+//! it does not want in a queue of this process, the *stash*. Every receive
+//! of the SDK looks in the stash before the VM's mailbox, so the stash and the
+//! mailbox together behave as one mailbox in arrival order, as Erlang's
+//! selective receive does.
 
-use std::cell::Cell;
-use std::time::Duration;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use bincode::Options;
 use serde::de::DeserializeOwned;
@@ -24,7 +35,17 @@ thread_local! {
     // would allocate rather than panic) and put back afterwards.
     static RECEIVE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
     static SEND_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    // Messages taken from the VM's mailbox by `receive_matching` and not
+    // wanted yet, oldest first: older than anything still in the mailbox.
+    static STASH: RefCell<VecDeque<RawMessage>> = const { RefCell::new(VecDeque::new()) };
+    // Reply tags whose requester gave up (timed out): a late reply with one
+    // of these is dropped when `receive_matching` meets it.
+    static ABANDONED: RefCell<Option<HashSet<u64>>> = const { RefCell::new(None) };
 }
+
+/// At most this many abandoned reply tags are remembered (then the set is
+/// cleared: a later late reply simply stays queued).
+const MAX_ABANDONED: usize = 1 << 16;
 
 /// A message taken from the mailbox with its tag and sender, payload as bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +143,18 @@ pub(crate) fn receive_with<T>(
     timeout_ns: i64,
     f: impl FnOnce(u64, Pid, &[u8]) -> T,
 ) -> Result<T, ReceiveError> {
+    if let Some(m) = take_stashed(|m| tags.is_empty() || tags.contains(&m.tag)) {
+        return Ok(f(m.tag, m.from, &m.data));
+    }
+    receive_from_vm(tags, timeout_ns, f)
+}
+
+/// [`receive_with`] on the VM's mailbox alone (the stash is not looked at).
+fn receive_from_vm<T>(
+    tags: &[u64],
+    timeout_ns: i64,
+    f: impl FnOnce(u64, Pid, &[u8]) -> T,
+) -> Result<T, ReceiveError> {
     let mut buf = RECEIVE_BUFFER.take();
     if buf.len() < INITIAL_BUFFER {
         buf.resize(INITIAL_BUFFER, 0);
@@ -179,6 +212,120 @@ pub fn receive_tagged(tags: &[u64], timeout: Option<Duration>) -> Result<RawMess
         from,
         data: data.to_vec(),
     })
+}
+
+/// Takes the oldest stashed message for which `wanted` holds.
+fn take_stashed(wanted: impl Fn(&RawMessage) -> bool) -> Option<RawMessage> {
+    STASH.with(|stash| {
+        let mut stash = stash.borrow_mut();
+        if stash.is_empty() {
+            return None;
+        }
+        let at = stash.iter().position(wanted)?;
+        stash.remove(at)
+    })
+}
+
+/// Removes every stashed message for which `unwanted` holds; whether any was.
+pub(crate) fn drop_stashed(unwanted: impl Fn(&RawMessage) -> bool) -> bool {
+    STASH.with(|stash| {
+        let mut stash = stash.borrow_mut();
+        let before = stash.len();
+        stash.retain(|m| !unwanted(m));
+        stash.len() != before
+    })
+}
+
+/// Remembers that nobody waits for replies with `tag` any more.
+pub(crate) fn abandon_reply_tag(tag: u64) {
+    ABANDONED.with(|set| {
+        let mut set = set.borrow_mut();
+        let set = set.get_or_insert_with(HashSet::new);
+        if set.len() >= MAX_ABANDONED {
+            set.clear();
+        }
+        set.insert(tag);
+    })
+}
+
+/// Whether `tag` is an abandoned reply tag (and forgets it: one reply each).
+fn is_abandoned(tag: u64) -> bool {
+    (troupe_abi::tag::REPLY_BASE..troupe_abi::tag::SYSTEM_BASE).contains(&tag)
+        && ABANDONED.with(|set| set.borrow_mut().as_mut().is_some_and(|s| s.remove(&tag)))
+}
+
+/// Erlang's selective receive on any condition: takes the oldest message
+/// for which `pick` returns `Ok`, waiting at most `timeout` (`None`: forever).
+///
+/// `pick` gets each message in arrival order and either takes it (`Ok`) or
+/// hands it back (`Err`); messages handed back stay queued, in order, for
+/// later receives (of this function or any other receive of the SDK: they
+/// are kept in this process's stash, which every receive looks at first).
+///
+/// ```ignore
+/// // Wait for the EXIT of one particular process, leaving everything else.
+/// let reason = receive_matching(None, |m| match m {
+///     m if m.tag == abi::tag::EXIT && m.from == child => Ok(m.data),
+///     m => Err(m),
+/// })?;
+/// ```
+///
+/// Costs: messages that do not match are copied into this process's memory
+/// until they are received. Prefer a receive on tags (for example
+/// [`receive_tagged`]) when a tag tells the wanted message apart.
+pub fn receive_matching<T>(
+    timeout: Option<Duration>,
+    mut pick: impl FnMut(RawMessage) -> Result<T, RawMessage>,
+) -> Result<T, ReceiveError> {
+    // The stash first: it is older than the mailbox.
+    let stashed = STASH.with(|stash| std::mem::take(&mut *stash.borrow_mut()));
+    if !stashed.is_empty() {
+        let mut kept = VecDeque::with_capacity(stashed.len());
+        let mut rest = stashed.into_iter();
+        let mut found = None;
+        for m in rest.by_ref() {
+            match pick(m) {
+                Ok(value) => {
+                    found = Some(value);
+                    break;
+                }
+                Err(m) => kept.push_back(m),
+            }
+        }
+        kept.extend(rest);
+        STASH.with(|stash| {
+            let mut stash = stash.borrow_mut();
+            // `pick` should not receive, but if it stashed, that is newer.
+            kept.append(&mut stash);
+            *stash = kept;
+        });
+        if let Some(value) = found {
+            return Ok(value);
+        }
+    }
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        let wait = match (timeout, deadline) {
+            (None, _) => val::TIMEOUT_FOREVER,
+            (Some(_), None) => i64::MAX,
+            (Some(_), Some(deadline)) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                i64::try_from(left.as_nanos()).unwrap_or(i64::MAX)
+            }
+        };
+        let m = receive_from_vm(&[], wait, |tag, from, data| RawMessage {
+            tag,
+            from,
+            data: data.to_vec(),
+        })?;
+        if is_abandoned(m.tag) {
+            continue;
+        }
+        match pick(m) {
+            Ok(value) => return Ok(value),
+            Err(m) => STASH.with(|stash| stash.borrow_mut().push_back(m)),
+        }
+    }
 }
 
 /// Receives the oldest message with tag `tag` and decodes it as `T`.

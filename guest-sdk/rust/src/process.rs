@@ -99,9 +99,10 @@ impl<M: Serialize> Process<M> {
     /// Only the reply is selected: other messages stay queued, in order.
     ///
     /// **Waits forever** if the server never answers, including when it dies
-    /// after receiving the request (Troupe has no links or monitors yet).
-    /// Prefer [`request_timeout`](Self::request_timeout) unless the server
-    /// is known to answer.
+    /// after receiving the request. Prefer
+    /// [`request_timeout`](Self::request_timeout) unless the server is known
+    /// to answer, or a [`Server`](crate::Server) and [`call`](crate::call),
+    /// which watch the server with a monitor.
     pub fn request<R: DeserializeOwned>(
         &self,
         make: impl FnOnce(Reply<R>) -> M,
@@ -110,9 +111,9 @@ impl<M: Serialize> Process<M> {
     }
 
     /// Like [`request`](Self::request), giving up with
-    /// [`RequestError::Timeout`] after `timeout`. A reply arriving later stays
-    /// in the mailbox (it is never selected, and costs its memory until the
-    /// process ends).
+    /// [`RequestError::Timeout`] after `timeout`. A reply arriving later is
+    /// never selected: it stays in the mailbox until a
+    /// [`receive_matching`](crate::receive_matching) meets and drops it.
     pub fn request_timeout<R: DeserializeOwned>(
         &self,
         make: impl FnOnce(Reply<R>) -> M,
@@ -137,7 +138,10 @@ impl<M: Serialize> Process<M> {
         })?;
         match receive_decoded::<R>(reply_tag, timeout) {
             Ok((_, value)) => Ok(value),
-            Err(ReceiveError::Timeout) => Err(RequestError::Timeout),
+            Err(ReceiveError::Timeout) => {
+                crate::message::abandon_reply_tag(reply_tag);
+                Err(RequestError::Timeout)
+            }
             Err(ReceiveError::Malformed { from, error }) => {
                 Err(RequestError::Malformed { from, error })
             }
@@ -394,7 +398,7 @@ fn following_reply_tag(tag: u64) -> u64 {
 }
 
 /// A fresh reply tag of this process.
-fn next_reply_tag() -> u64 {
+pub(crate) fn next_reply_tag() -> u64 {
     NEXT_REPLY_TAG.with(|next| {
         let tag = next.get();
         next.set(following_reply_tag(tag));

@@ -165,14 +165,74 @@ pub fn monitor(pid: Pid) -> MonitorRef {
     MonitorRef(unsafe { sys::monitor(pid.0 as i64) } as u64)
 }
 
-/// Stops a monitor and removes its DOWN event if already queued. `false` if
-/// this process holds no such monitor.
+/// Stops a monitor and removes its DOWN event if already queued (Erlang's
+/// `demonitor(Ref, [flush])`). `false` if this process holds no such
+/// monitor and no DOWN of it was queued.
 pub fn demonitor(monitor: MonitorRef) -> bool {
-    match unsafe { sys::demonitor(monitor.0 as i64) } {
+    let held = match unsafe { sys::demonitor(monitor.0 as i64) } {
         err::OK => true,
         err::NOT_FOUND => false,
         code => unexpected("demonitor", code),
+    };
+    // A DOWN already taken into this process's stash is flushed too.
+    let stashed = crate::message::drop_stashed(|m| is_down_of(m, monitor));
+    held || stashed
+}
+
+/// Whether `m` is the DOWN message of `monitor`.
+pub(crate) fn is_down_of(m: &crate::RawMessage, monitor: MonitorRef) -> bool {
+    m.tag == tag::DOWN && m.data.get(..8) == Some(&monitor.0.to_le_bytes()[..])
+}
+
+/// Stops a monitor this process holds and has not seen fire, making sure
+/// its DOWN never arrives: if the monitored process ended at the same moment
+/// (`demonitor` found neither the monitor nor its DOWN), the DOWN is on its
+/// way and is waited for and dropped.
+pub(crate) fn demonitor_surely(monitor: MonitorRef) {
+    if !demonitor(monitor) {
+        let _ = crate::message::receive_matching(Some(Duration::from_secs(5)), |m| {
+            if is_down_of(&m, monitor) {
+                Ok(())
+            } else {
+                Err(m)
+            }
+        });
     }
+}
+
+/// Waits for an EXIT message from `pid` alone (this process traps exits;
+/// other messages stay queued): its reason, or `Timeout`.
+pub fn receive_exit_from(pid: Pid, timeout: Option<Duration>) -> Result<ExitReason, ReceiveError> {
+    crate::message::receive_matching(timeout, |m| {
+        if m.tag == tag::EXIT && m.from == pid {
+            Ok(m)
+        } else {
+            Err(m)
+        }
+    })
+    .map(|m| match system_event::<()>(m.tag, m.from, &m.data) {
+        Some(Event::Exit { reason, .. }) => reason,
+        _ => ExitReason::NoProc,
+    })
+}
+
+/// Waits for the DOWN of `monitor` only (other messages stay queued), at
+/// most `timeout` (`None`: forever): the reason the process ended with.
+pub fn receive_down_from(
+    monitor: MonitorRef,
+    timeout: Option<Duration>,
+) -> Result<ExitReason, ReceiveError> {
+    crate::message::receive_matching(timeout, |m| {
+        if is_down_of(&m, monitor) {
+            Ok(m)
+        } else {
+            Err(m)
+        }
+    })
+    .map(|m| match system_event::<()>(m.tag, m.from, &m.data) {
+        Some(Event::Down { reason, .. }) => reason,
+        _ => ExitReason::NoProc,
+    })
 }
 
 /// Turns exit trapping on or off; returns the previous setting. A process
@@ -202,6 +262,28 @@ pub fn exit(reason: ExitReason) -> ! {
     let data = reason.encode();
     unsafe { sys::exit(sys::ptr(data.as_ptr()), sys::len(data.len())) };
     unreachable!("troupe_process::exit returned")
+}
+
+/// Makes a panic end this process with [`ExitReason::Trap`] carrying the
+/// panic's message and place (after the usual report on stderr), instead of
+/// the bare `unreachable` trap of `panic = "abort"`: links and monitors then
+/// see why it crashed, as Erlang's exit reasons say.
+pub(crate) fn exit_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("Box<dyn Any>");
+        let reason = match info.location() {
+            Some(at) => format!("panicked at {at}: {message}"),
+            None => format!("panicked: {message}"),
+        };
+        exit(ExitReason::Trap(reason));
+    }));
 }
 
 /// Decodes an EXIT or DOWN payload into an event.

@@ -109,7 +109,7 @@ impl Module {
 ///     .preopens(["/data"]);
 /// let pid = Module::from_file("/data/child.wasm")?.spawn_start(&options, &42u32)?;
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpawnOptions {
     /// The child's argv, including `argv[0]`.
     pub args: Option<Vec<String>>,
@@ -213,24 +213,43 @@ impl SpawnOptions {
         A: Serialize + DeserializeOwned,
         M: DeserializeOwned,
     {
-        let entry: fn(usize) = trampoline::<A, M>;
-        let params = [entry as usize as i64, f as usize as i64];
-        keep_entry();
-        let config = Config::new(self)?;
-        let pid = spawn_raw(
-            val::MODULE_SELF,
-            config.0,
-            val::SDK_ENTRY,
-            &params,
-            &encode(&arg),
-        )?;
+        let pid = spawn_function(self, entry_params(f), &encode(&arg))?;
         Ok(Process::from_pid(pid))
     }
+}
+
+/// The two parameters of `__troupe_entry` that run `f` in a child: the table
+/// indices of its trampoline and of `f` (valid in every instance of this
+/// module, and only there).
+pub(crate) fn entry_params<A, M>(f: fn(A, Mailbox<M>)) -> [i64; 2]
+where
+    A: DeserializeOwned,
+    M: DeserializeOwned,
+{
+    let entry: fn(usize) = trampoline::<A, M>;
+    [entry as usize as i64, f as usize as i64]
+}
+
+/// Spawns a function of this module from its [`entry_params`] and its
+/// encoded argument.
+pub(crate) fn spawn_function(
+    options: &SpawnOptions,
+    params: [i64; 2],
+    arg: &[u8],
+) -> Result<Pid, SpawnError> {
+    keep_entry();
+    let config = Config::new(options)?;
+    spawn_raw(val::MODULE_SELF, config.0, val::SDK_ENTRY, &params, arg)
 }
 
 /// Spawns `f(arg, mailbox)` as a new process: a fresh instance of this
 /// module with its own memory, running concurrently with the caller, which
 /// gets the handle of the child's mailbox.
+///
+/// A panic in the child ends it with
+/// [`ExitReason::Trap`](crate::ExitReason::Trap)`("panicked at <file:line>:
+/// <message>")`, the reason its links and monitors see (after the usual
+/// panic message on stderr).
 ///
 /// `arg` is copied to the child as its spawn argument (bincode), and `f` is
 /// a plain function (or a closure that captures nothing): the child shares
@@ -393,6 +412,7 @@ fn spawn_raw(
 /// `f` is the table index of a `fn(A, Mailbox<M>)`, produced by
 /// [`SpawnOptions::spawn`] for exactly these `A` and `M`.
 fn trampoline<A: DeserializeOwned, M: DeserializeOwned>(f: usize) {
+    crate::signal::exit_on_panic();
     let arg: A = match receive_decoded(tag::SPAWN_ARG, None) {
         Ok((_, arg)) => arg,
         Err(e) => panic!(
