@@ -62,6 +62,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "UNITS")]
     pub fuel: Option<u64>,
 
+    /// Do not keep compiled modules in the on-disk cache
+    /// (~/.cache/wasmtime).
+    #[arg(long)]
+    pub no_cache: bool,
+
     /// Each process's native stack size (bytes, or with a K, M or G suffix).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub stack_size: Option<u64>,
@@ -128,7 +133,8 @@ impl RunArgs {
     pub fn vm_config(&self) -> VmConfig {
         let mut c = VmConfig::new()
             .max_memory(self.max_memory)
-            .handle_signals(true);
+            .handle_signals(true)
+            .compile_cache(!self.no_cache);
         if let Some(n) = self.max_processes {
             c = c.max_processes(n);
         }

@@ -23,6 +23,7 @@ pub struct VmConfig {
     pub(crate) preemption_tick: Duration,
     pub(crate) handle_signals: bool,
     pub(crate) fuel: Option<u64>,
+    pub(crate) compile_cache: bool,
 }
 
 /// The largest default [`VmConfig::max_processes`]: the default is this, or
@@ -43,6 +44,7 @@ impl Default for VmConfig {
             preemption_tick: Duration::from_millis(1),
             handle_signals: false,
             fuel: None,
+            compile_cache: false,
         }
     }
 }
@@ -114,6 +116,16 @@ impl VmConfig {
     /// Metering costs some speed, so it is off unless asked for.
     pub fn fuel(mut self, units: u64) -> Self {
         self.fuel = Some(units);
+        self
+    }
+
+    /// Keeps compiled modules in wasmtime's on-disk cache (in
+    /// `$XDG_CACHE_HOME/wasmtime` or `~/.cache/wasmtime`), so a module is
+    /// compiled once per machine rather than at every start: a Go module
+    /// takes about 2 s to compile. The CLI turns it on (`--no-cache` turns
+    /// it off); if the cache cannot be opened the VM runs without it.
+    pub fn compile_cache(mut self, yes: bool) -> Self {
+        self.compile_cache = yes;
         self
     }
 

@@ -148,6 +148,14 @@ impl Vm {
             .async_stack_size(config.async_stack_size)
             .max_wasm_stack(config.max_wasm_stack)
             .consume_fuel(config.fuel.is_some());
+        if config.compile_cache {
+            match wasmtime::Cache::from_file(None) {
+                Ok(cache) => {
+                    wasm.cache(Some(cache));
+                }
+                Err(e) => tracing::warn!("running without the compiled-module cache: {e:#}"),
+            }
+        }
         let engine = Engine::new(&wasm).map_err(|e| RunError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut ProcessState| &mut s.wasi)
