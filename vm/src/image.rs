@@ -404,7 +404,7 @@ fn to_json(v: &Value) -> Vec<u8> {
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
-        && !path.extension().is_some_and(|e| e == "wasm")
+        && path.extension().is_none_or(|e| e != "wasm")
 }
 
 /// Builds the image and writes the tarball.

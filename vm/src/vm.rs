@@ -454,17 +454,23 @@ impl VmInner {
         let vm = self.clone();
         let done = tokio::spawn(async move {
             let mut results = vec![Val::I32(0); func.ty(&store).results().len()];
-            let reason = tokio::select! {
+            // `own`: the reason is this process's own doing (not an exit
+            // signal from another process).
+            let (reason, own) = tokio::select! {
                 biased;
-                reason = shared.wait_killed() => reason,
-                result = func.call_async(&mut store, &params, &mut results) => exit_reason(result),
+                reason = shared.wait_killed() => (reason, false),
+                result = func.call_async(&mut store, &params, &mut results) => {
+                    (exit_reason(result), true)
+                }
             };
             vm.process_ended(&shared, &reason);
             drop(store);
             drop(slot);
             match &reason {
-                ExitReason::Trap(trap) => eprintln!("[troupe] process {pid} trapped: {trap}"),
-                ExitReason::Limit(_) => eprintln!("[troupe] process {pid} ended: {reason}"),
+                ExitReason::Trap(trap) if own => {
+                    eprintln!("[troupe] process {pid} trapped: {trap}")
+                }
+                ExitReason::Limit(_) if own => eprintln!("[troupe] process {pid} ended: {reason}"),
                 _ => {}
             }
             tracing::debug!(pid, %reason, "process ended");
@@ -498,11 +504,15 @@ impl VmInner {
             }
         }
         for (reference, watcher) in monitors {
-            if self.monitors.remove(&reference).is_some() {
+            // Queue the DOWN while holding the monitor's entry, so that a
+            // concurrent `demonitor` sees either the monitor (and then no
+            // DOWN is ever sent) or the queued DOWN (which it flushes).
+            self.monitors.remove_if(&reference, |_, _| {
                 if let Some(w) = self.process(watcher) {
                     w.mailbox.push(down_message(reference, pid, reason));
                 }
-            }
+                true
+            });
         }
     }
 
