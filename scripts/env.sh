@@ -40,3 +40,15 @@ install_go() {
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y -t bookworm-backports golang-1.23-go
 }
+
+# The containerd shim (a workspace member) builds with protoc and libseccomp.
+install_build_deps() {
+  local missing=()
+  command -v protoc >/dev/null || missing+=(protobuf-compiler)
+  [ -e /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
+  [ ${#missing[@]} -eq 0 ] && return
+  echo "installing ${missing[*]} (for the containerd shim's build)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}

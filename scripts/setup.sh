@@ -12,6 +12,7 @@ step "installing Go 1.23 (for Go guests; from bookworm-backports)"
 install_go
 
 raise_map_count
+install_build_deps
 
 step "building the troupe VM (release; the first build takes several minutes)"
 cargo build --release --locked -p troupe-vm

@@ -12,6 +12,7 @@ rustup target add wasm32-wasip1
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 install_go
 raise_map_count
+install_build_deps
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
