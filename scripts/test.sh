@@ -12,6 +12,9 @@ rustup target add wasm32-wasip1
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 install_go
 raise_map_count
+# The shim's build needs protoc and libseccomp; the container tests need
+# containerd, docker.io, docker-compose and the musl target.
+bash scripts/e2e-containers.sh --install
 install_build_deps
 
 step "cargo fmt --check"
@@ -28,6 +31,9 @@ cargo clippy --release --locked --all-targets -- -D warnings
 
 step "VM: unit, integration and doc tests (release)"
 cargo test --release --locked
+
+step "containers: the shim, troupe image, compose, CRI (own containerd and dockerd)"
+bash scripts/e2e-containers.sh
 
 step "Rust guest SDK: host tests"
 (cd guest-sdk/rust && cargo test --release)
