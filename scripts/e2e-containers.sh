@@ -317,16 +317,16 @@ IDLE_PID=$(ctr_ tasks ls | awk '$1 == "t-idle" {print $2}')
 mem_cg=$(cat /sys/fs/cgroup/memory/"$NS"/t-idle/memory.usage_in_bytes 2>/dev/null ||
          cat /sys/fs/cgroup/unified/"$NS"/t-idle/memory.current 2>/dev/null || echo 0)
 rss_vm=$(awk '/VmRSS/ {print $2}' "/proc/$IDLE_PID/status" 2>/dev/null || echo 0)
-rss_shim=0
+rss_shim=0   # the shim's daemon and zygote (outside the container's cgroup)
 for p in /proc/[0-9]*; do
-  if [ "$(readlink "$p/exe" 2>/dev/null)" = "$SHIM" ]; then
+  if [ "$(readlink "$p/exe" 2>/dev/null)" = "$SHIM" ] && [ "${p#/proc/}" != "$IDLE_PID" ]; then
     rss_shim=$(( rss_shim + $(awk '/VmRSS/ {print $2}' "$p/status" 2>/dev/null || echo 0) ))
   fi
 done
 ctr_ tasks kill -s SIGTERM t-idle; sleep 1
 ctr_ tasks delete t-idle >/dev/null 2>&1; ctr_ containers delete t-idle >/dev/null 2>&1
 check "no shim, state or cgroup left after t-idle" leftovers t-idle
-IDLE="container cgroup $((mem_cg / 1024)) KiB, VM process RSS ${rss_vm} KiB, shim processes RSS ${rss_shim} KiB"
+IDLE="container cgroup $((mem_cg / 1024)) KiB, VM process RSS ${rss_vm} KiB; shim daemon + zygote RSS ${rss_shim} KiB"
 note "idle heartbeat container: $IDLE"
 SHIM_SIZE="$(stat -c %s "$SHIM_BIN") bytes ($(strip -o "$T/shim.stripped" "$SHIM_BIN" && stat -c %s "$T/shim.stripped") stripped)"
 note "shim binary: $SHIM_SIZE"
