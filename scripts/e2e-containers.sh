@@ -92,7 +92,6 @@ NS=troupe-e2e
 SOCK=$T/containerd.sock
 CONTAINERD_PID=
 DOCKERD_PID=
-STARTED_IDS=()
 
 ctr_() { ctr --address "$SOCK" --namespace "$NS" "$@"; }
 docker_() { "$DOCKER" --host "unix://$T/docker.sock" "$@"; }
@@ -417,7 +416,12 @@ for _ in $(seq 300); do
   [ "$(docker_ inspect -f '{{.State.Status}}' troupe-e2e_check_1 2>/dev/null)" = exited ] && break
   sleep 0.2
 done
-compose_ logs --no-color >"$T/out/compose-logs.txt" 2>&1
+# heartbeat ticks every second: wait for its second tick.
+for _ in $(seq 75); do
+  compose_ logs --no-color >"$T/out/compose-logs.txt" 2>&1
+  grep -q "heartbeat_1.*tick 2:" "$T/out/compose-logs.txt" && break
+  sleep 0.2
+done
 sed 's/^/    | /' "$T/out/compose-logs.txt" | head -30
 check "the workers service finishes its jobs (exit 0)" \
   bash -c "[ \"\$($DOCKER -H unix://$T/docker.sock inspect -f '{{.State.ExitCode}}' troupe-e2e_workers_1)\" = 0 ] && grep -q 'workers: OK' '$T/out/compose-logs.txt'"
