@@ -24,6 +24,13 @@ pub mod module_cache;
 pub mod process;
 pub mod vm;
 
+/// Locks `m`, ignoring poisoning: every critical section in the VM leaves its
+/// data consistent, so a panic elsewhere (there should be none) must not make
+/// the data unusable.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 pub use config::{DirMapping, Output, RootOptions, VmConfig};
 pub use process::{ExitReason, Limit};
 pub use vm::{RunError, Vm};

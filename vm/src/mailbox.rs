@@ -28,9 +28,7 @@ pub struct Mailbox {
 
 impl Mailbox {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding this lock cannot leave the queue inconsistent
-        // (every critical section is a single VecDeque operation).
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.inner)
     }
 
     /// Queues a message; `false` (and the message is dropped) if the

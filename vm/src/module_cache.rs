@@ -137,6 +137,6 @@ impl ModuleCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<LoadedModule>>> {
-        self.by_hash.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.by_hash)
     }
 }

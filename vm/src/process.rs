@@ -17,6 +17,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::config::Output;
+use crate::lock;
 use crate::mailbox::Mailbox;
 use crate::module_cache::LoadedModule;
 use crate::vm::{NewProcess, VmInner};
@@ -39,12 +40,6 @@ pub(crate) struct Signals {
     /// `(monitor ref, watcher pid)` of the monitors on this process.
     pub monitors: Vec<(u64, u64)>,
     pub names: Vec<String>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section leaves the data consistent, so a panic
-    // elsewhere (there should be none) does not poison it for us.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ProcessShared {
