@@ -204,3 +204,54 @@ fn mixed_rust_leader_and_go_follower_exchange_typed_messages() {
         assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
     }
 }
+
+/// A Rust supervisor whose children are Go programs (`ChildSpec::module`):
+/// a Go worker that panics is restarted as a fresh Go process under the same
+/// name, its sibling keeps running with its state, and stopping the
+/// supervisor stops the Go children.
+#[test]
+fn rust_supervisor_restarts_crashed_go_workers() {
+    let worker = go_guest("go-worker");
+    let dir = format!("{}::/modules", worker.parent().unwrap().display());
+    let out = troupe(&[
+        "run",
+        "--dir",
+        &dir,
+        guest("go-supervised").to_str().unwrap(),
+        "/modules/go-worker.wasm",
+        "3",
+    ]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status.code()
+    );
+    for line in [
+        "go-supervised: supervisor <2> started",
+        "go worker a <3>: started",
+        "go worker b <4>: started",
+        "go-supervised: worker a squares 7: 49",
+        "go-supervised: worker b squares 7: 49",
+        "go-supervised: worker a <3> ended (exit code 2); restarted as <5>",
+        "go-supervised: worker a squares 11: 121",
+        "go-supervised: worker a <6> ended (exit code 2); restarted as <7>",
+        "go-supervised: worker a squares 13: 169",
+        // The restarted worker starts afresh; its sibling kept its state.
+        "go-supervised: stats: a 7 did 1 job(s), b 4 did 1 job(s)",
+        "go-supervised: child go-a: <7>, 3 restart(s)",
+        "go-supervised: child go-b: <4>, 0 restart(s)",
+        "go-supervised: supervisor stopped; worker b <4> ended (shutdown)",
+        "go-supervised: OK",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+    // Each crash is a real Go panic, reported by the Go runtime.
+    for i in 1..=3 {
+        assert!(
+            stderr.contains(&format!("crash {i} of 3, on purpose")),
+            "{stderr}"
+        );
+    }
+}

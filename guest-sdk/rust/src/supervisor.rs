@@ -26,7 +26,10 @@
 //! its encoded argument, so specs can be carried in messages (a supervisor's
 //! own spec is its spawn argument, and [`SupervisorRef::start_child`] sends
 //! one). Function indices are only meaningful in the module that made them:
-//! a spec must be used by a process of the same module.
+//! a spec of a function or server child must be used by a process of the
+//! same module. A [`ChildSpec::module`] child is another module's `_start`
+//! (a Go or Rust program's `main`), named by its VM-wide handle, so it can
+//! be supervised from any module.
 //!
 //! Waiting for one particular message (the acknowledgement of a starting
 //! child, the end of a child it is stopping) is a selective receive on a
@@ -70,8 +73,9 @@ use crate::server::{new_ack, server_params, wait_started, CallResult, Caller, Ne
 use crate::spawn::{entry_params, spawn_function};
 use crate::{
     kill, monitor, receive_down_from, receive_exit_from, register, send_exit, trap_exit, unlink,
-    CallError, Event, ExitReason, Mailbox, Pid, ServerRef, SpawnOptions, StartError,
+    CallError, Event, ExitReason, Mailbox, Module, Pid, ServerRef, SpawnOptions, StartError,
 };
+use troupe_abi::val;
 
 /// Which children a supervisor restarts when one ends and must be
 /// restarted.
@@ -130,6 +134,13 @@ enum Start {
     /// A [`Server`]: running once its `init` returned.
     Server {
         params: [i64; 2],
+        arg: Vec<u8>,
+        options: SpawnOptions,
+    },
+    /// Another module's `_start` (its `main`, in any language): running as
+    /// soon as spawned.
+    Module {
+        module: Module,
         arg: Vec<u8>,
         options: SpawnOptions,
     },
@@ -192,6 +203,38 @@ impl ChildSpec {
         }
     }
 
+    /// A child running `module`'s `_start` (its `main`: a Go or Rust
+    /// program) with `arg` (bincode) as its spawn argument: a permanent
+    /// worker. Set its argv and environment with
+    /// [`spawn_options`](ChildSpec::spawn_options), for example
+    /// `SpawnOptions::new().args(["worker", "--role=cache"])`.
+    ///
+    /// The module is a VM-wide handle ([`Module::from_file`],
+    /// [`Module::load`]), so unlike function children this spec is valid in
+    /// any process. A program's `main` that returns ends the process
+    /// normally; a Go panic or `os.Exit(n)` with `n != 0` ends it with
+    /// [`ExitReason::ExitCode`], an abnormal end that a supervisor restarts.
+    ///
+    /// ```ignore
+    /// let worker = Module::from_file("/modules/worker.wasm")?;
+    /// let spec = SupervisorSpec::new(Strategy::OneForOne)
+    ///     .child(ChildSpec::module("go-worker", worker, &"shard-1").name("shard-1"));
+    /// ```
+    pub fn module(id: impl Into<String>, module: Module, arg: &impl Serialize) -> Self {
+        ChildSpec {
+            id: id.into(),
+            start: Start::Module {
+                module,
+                arg: encode(arg),
+                options: SpawnOptions::new(),
+            },
+            name: None,
+            restart: Restart::Permanent,
+            shutdown: Shutdown::Timeout(WORKER_SHUTDOWN),
+            kind: ChildKind::Worker,
+        }
+    }
+
     /// A child supervisor with its own children: a permanent supervisor
     /// with an infinite shutdown time-out (a subtree).
     pub fn supervisor(id: impl Into<String>, spec: SupervisorSpec) -> Self {
@@ -226,7 +269,9 @@ impl ChildSpec {
     /// always linked to the supervisor.
     pub fn spawn_options(mut self, options: SpawnOptions) -> Self {
         match &mut self.start {
-            Start::Function { options: o, .. } | Start::Server { options: o, .. } => *o = options,
+            Start::Function { options: o, .. }
+            | Start::Server { options: o, .. }
+            | Start::Module { options: o, .. } => *o = options,
         }
         self
     }
@@ -247,14 +292,18 @@ impl ChildSpec {
             } => {
                 let options = options.clone().link();
                 let pid = spawn_function(&options, *params, arg).map_err(|e| failed(&e))?;
-                if let Some(name) = &self.name {
-                    if let Err(e) = register(name, pid) {
-                        let _ = kill(pid);
-                        let _ = receive_exit_from(pid, None);
-                        return Err(failed(&e));
-                    }
-                }
-                Ok(pid)
+                self.register_child(pid)
+            }
+            Start::Module {
+                module,
+                arg,
+                options,
+            } => {
+                let options = options.clone().link();
+                let pid = module
+                    .spawn_export(val::START, &[], &options, arg)
+                    .map_err(|e| failed(&e))?;
+                self.register_child(pid)
             }
             Start::Server {
                 params,
@@ -272,6 +321,19 @@ impl ChildSpec {
                 })
             }
         }
+    }
+
+    /// Registers a just-spawned function or module child under its name,
+    /// if it has one (killing it if the name is taken).
+    fn register_child(&self, pid: Pid) -> Result<Pid, ExitReason> {
+        if let Some(name) = &self.name {
+            if let Err(e) = register(name, pid) {
+                let _ = kill(pid);
+                let _ = receive_exit_from(pid, None);
+                return Err(ExitReason::Custom(e.to_string().into_bytes()));
+            }
+        }
+        Ok(pid)
     }
 }
 

@@ -203,6 +203,12 @@ pub fn go_guest(name: &str) -> PathBuf {
             ),
             ("go-workers", root.join("examples/go-workers"), "build", "."),
             ("mixed", root.join("examples/mixed"), "build", "."),
+            (
+                "go-worker",
+                root.join("examples/go-supervised/worker"),
+                "build",
+                ".",
+            ),
             ("selftest", sdk.clone(), "build", "./examples/selftest"),
             ("sdk-tests-troupe", sdk.clone(), "test", "."),
             ("sdk-tests-bincode", sdk.clone(), "test", "./bincode"),
