@@ -1,6 +1,7 @@
 //! Troupe's host functions: the guest ABI described in `host-api/SPEC.md`.
 //!
-//! One module per ABI namespace ([`process`], [`message`]), each with its own
+//! One module per ABI namespace ([`process`], [`message`], [`registry`],
+//! [`timer`], [`net`]), each with its own
 //! `register` into a [`wasmtime::Linker`]. The host functions are generic over
 //! [`ProcessCtx`]: the per-process state that the VM (crate `troupe-vm`) keeps
 //! in each `Store` implements it, so this crate holds the ABI (argument
@@ -21,11 +22,13 @@ pub use troupe_abi as abi;
 
 pub mod memory;
 pub mod message;
+pub mod net;
 pub mod process;
 pub mod reason;
 pub mod registry;
 pub mod timer;
 
+pub use net::{NetPolicy, NetRule, Socket, SocketRef, Sockets};
 pub use reason::{ExitReason, GuestExit, Limit, LimitExceeded};
 
 /// A message in a mailbox: a tag chosen by the sender, the sender's pid and
@@ -115,6 +118,9 @@ pub struct SpawnConfig {
     pub fuel: Option<u64>,
     /// Whether the child may spawn (it cannot if the parent cannot).
     pub can_spawn: Option<bool>,
+    /// The child's network permission (already checked to be within the
+    /// parent's).
+    pub net: Option<NetPolicy>,
 }
 
 /// A request to start a process, decoded from the guest's arguments.
@@ -130,6 +136,9 @@ pub struct SpawnRequest {
     pub params: Vec<i64>,
     /// The spawn argument, delivered as the child's first message.
     pub arg: Vec<u8>,
+    /// Sockets moving to the child with its argument (see `attach`): the VM
+    /// puts them in the child's table before it runs.
+    pub sockets: Vec<(u64, SocketRef)>,
 }
 
 /// What the host functions need from the VM's per-process state.
@@ -229,6 +238,19 @@ pub trait ProcessCtx: Send + 'static {
 
     /// Cancels a timer; `true` if it had not fired yet.
     fn cancel_timer(&mut self, reference: u64) -> bool;
+
+    /// Where this process may listen and connect.
+    fn net_policy(&self) -> &NetPolicy;
+
+    /// The sockets this process holds.
+    fn sockets(&self) -> &Sockets;
+
+    /// The handles `attach`ed to this process's next message.
+    fn attachments(&mut self) -> &mut Vec<u64>;
+
+    /// The socket table of process `pid`, if it is alive (to move sockets
+    /// to it).
+    fn sockets_of(&self, pid: u64) -> Option<std::sync::Arc<Sockets>>;
 }
 
 /// Registers every namespace of the Troupe ABI into `linker`.
@@ -237,5 +259,6 @@ pub fn register<T: ProcessCtx>(linker: &mut wasmtime::Linker<T>) -> wasmtime::Re
     message::register(linker)?;
     registry::register(linker)?;
     timer::register(linker)?;
+    net::register(linker)?;
     Ok(())
 }

@@ -26,7 +26,7 @@ pub fn register<T: ProcessCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
 }
 
 fn send<T: ProcessCtx>(
-    caller: Caller<'_, T>,
+    mut caller: Caller<'_, T>,
     pid: i64,
     tag: i64,
     data_ptr: i32,
@@ -35,12 +35,12 @@ fn send<T: ProcessCtx>(
     const F: &str = "troupe_message::send";
     let memory = memory_of(&caller, F)?;
     let data = slice(&memory, &caller, F, "data", data_ptr, data_len)?.to_vec();
+    crate::net::move_attached(caller.data_mut(), pid as u64);
     let state = caller.data();
     Ok(match state.send(pid as u64, tag as u64, data) {
         Ok(()) => err::OK,
         Err(e) => {
             // `send` only needs `&self`; recording the error needs `&mut`.
-            let mut caller = caller;
             caller.data_mut().record_error(HostError::new(
                 err::NO_PROCESS,
                 format!("{e} (the message was dropped)"),

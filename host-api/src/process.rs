@@ -34,6 +34,7 @@ pub fn register<T: ProcessCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.func_wrap(PROCESS, "config_set_args", config_set_args::<T>)?;
     linker.func_wrap(PROCESS, "config_set_envs", config_set_envs::<T>)?;
     linker.func_wrap(PROCESS, "config_preopens_only", config_preopens_only::<T>)?;
+    linker.func_wrap(PROCESS, "config_set_net", config_set_net::<T>)?;
     linker.func_wrap(
         PROCESS,
         "config_link",
@@ -289,6 +290,37 @@ fn config_preopens_only<T: ProcessCtx>(
     )
 }
 
+fn config_set_net<T: ProcessCtx>(
+    caller: Caller<'_, T>,
+    config: i64,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<i32> {
+    with_list(
+        caller,
+        "troupe_process::config_set_net",
+        config,
+        ptr,
+        len,
+        |state, cfg, rules| {
+            let child = crate::NetPolicy::from_rules(&rules)
+                .map_err(|e| HostError::new(err::INVALID_ARGUMENT, e))?;
+            if let Some(rule) = state.net_policy().uncovered(&child) {
+                return Err(HostError::new(
+                    err::PERMISSION_DENIED,
+                    format!(
+                        "network rule {rule} is not allowed to this process (it may use {}), so \
+                         a child cannot be given it",
+                        state.net_policy().describe()
+                    ),
+                ));
+            }
+            cfg.net = Some(child);
+            Ok(())
+        },
+    )
+}
+
 /// Applies `apply` to a configuration; records and returns its error code.
 fn with_config<T: ProcessCtx>(
     caller: &mut Caller<'_, T>,
@@ -367,6 +399,9 @@ async fn spawn<T: ProcessCtx>(mut caller: Caller<'_, T>, a: SpawnArgs) -> wasmti
     const F: &str = "troupe_process::spawn";
     let memory = memory_of(&caller, F)?;
     slice(&memory, &caller, F, "out_pid", a.out_pid, 8)?;
+    // The sockets attached to the argument go to the child; if the spawn
+    // fails they are dropped (closed) with the request.
+    let sockets = crate::net::take_attached(caller.data_mut());
     let entry = read_str(&memory, &caller, F, "entry", a.entry_ptr, a.entry_len)?;
     let count = a.params_count as u32;
     if count > val::MAX_SPAWN_PARAMS {
@@ -412,6 +447,7 @@ async fn spawn<T: ProcessCtx>(mut caller: Caller<'_, T>, a: SpawnArgs) -> wasmti
         entry,
         params,
         arg,
+        sockets,
     };
     match caller.data_mut().spawn(request).await {
         Ok(pid) => {

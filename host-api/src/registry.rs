@@ -109,8 +109,11 @@ fn send<T: ProcessCtx>(
         Err(code) => return Ok(code),
     };
     let Some(pid) = caller.data().whereis(&name) else {
+        // Sockets attached to a message that is not sent are closed.
+        drop(crate::net::take_attached(caller.data_mut()));
         return Ok(caller.data_mut().record_error(not_found(&name)));
     };
+    crate::net::move_attached(caller.data_mut(), pid);
     Ok(match caller.data().send(pid, tag as u64, data) {
         Ok(()) => err::OK,
         Err(e) => caller.data_mut().record_error(HostError::new(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use troupe_vm::cli::parse_size;
-use troupe_vm::{DirMapping, ExitReason, RootOptions, RunError, Vm, VmConfig};
+use troupe_vm::{DirMapping, ExitReason, NetPolicy, RootOptions, RunError, Vm, VmConfig};
 
 /// The exit code of a container whose VM panicked (128 + SIGABRT).
 pub const PANIC_EXIT: i32 = troupe_abi::exit::TRAP;
@@ -24,6 +24,8 @@ pub struct Plan {
     pub config: VmConfig,
     /// A `tracing` filter for the VM's own log (`TROUPE_LOG`), to stderr.
     pub log: String,
+    /// Where the app may listen and connect (`TROUPE_ALLOW_NET`).
+    pub net: NetPolicy,
 }
 
 /// Builds the plan from the OCI process's `args` (`args[0]` is the module,
@@ -33,7 +35,9 @@ pub struct Plan {
 ///
 /// The VM is sized by optional variables of the container's environment
 /// (they are passed to the guest too): `TROUPE_MAX_PROCESSES`,
-/// `TROUPE_MAX_MEMORY` (e.g. `64M`), `TROUPE_STACK_SIZE`, `TROUPE_THREADS`.
+/// `TROUPE_MAX_MEMORY` (e.g. `64M`), `TROUPE_STACK_SIZE`, `TROUPE_THREADS`;
+/// networking (off by default, as with `troupe run`) by `TROUPE_ALLOW_NET`:
+/// `*` for any address, or `HOST[:PORT],...` as `--allow-net=` takes them.
 pub fn plan(args: &[String], envs: &[String], mountinfo: &str) -> Result<Plan> {
     let Some(arg0) = args.first() else {
         bail!("the container has no process args: args[0] must be the .wasm module's path");
@@ -74,6 +78,10 @@ pub fn plan(args: &[String], envs: &[String], mountinfo: &str) -> Result<Plan> {
         );
     }
     let log = get("TROUPE_LOG").unwrap_or("warn").to_owned();
+    let net = match get("TROUPE_ALLOW_NET") {
+        None | Some("") => NetPolicy::deny(),
+        Some(v) => NetPolicy::parse(v).map_err(|e| anyhow::anyhow!("TROUPE_ALLOW_NET: {e}"))?,
+    };
 
     let mut dirs = vec![DirMapping {
         host: "/".into(),
@@ -93,6 +101,7 @@ pub fn plan(args: &[String], envs: &[String], mountinfo: &str) -> Result<Plan> {
         dirs,
         config,
         log,
+        net,
     })
 }
 
@@ -176,6 +185,7 @@ pub fn run_plan(plan: Plan, module: &Path, bytes: Vec<u8>) -> i32 {
         envs: plan.envs,
         dirs,
         stdin: true,
+        net: plan.net,
         ..RootOptions::default()
     };
     let config = plan.config;
@@ -261,6 +271,23 @@ mod tests {
         assert_eq!(p.config.get_threads(), 1);
         assert_eq!(p.log, "debug");
         assert!(plan(&s(&["a.wasm"]), &s(&["TROUPE_THREADS=x"]), "").is_err());
+    }
+
+    #[test]
+    fn networking_is_off_unless_troupe_allow_net_says() {
+        let p = plan(&s(&["a.wasm"]), &[], "").unwrap();
+        assert!(!p.net.is_enabled());
+        let p = plan(&s(&["a.wasm"]), &s(&["TROUPE_ALLOW_NET=*"]), "").unwrap();
+        assert_eq!(p.net, NetPolicy::allow_all());
+        let p = plan(
+            &s(&["a.wasm"]),
+            &s(&["TROUPE_ALLOW_NET=0.0.0.0:7000,kv:7000"]),
+            "",
+        )
+        .unwrap();
+        assert_eq!(p.net.describe(), "0.0.0.0:7000,kv:7000");
+        let e = plan(&s(&["a.wasm"]), &s(&["TROUPE_ALLOW_NET=kv:x"]), "").unwrap_err();
+        assert!(e.to_string().contains("TROUPE_ALLOW_NET"), "{e}");
     }
 
     #[test]

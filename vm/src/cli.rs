@@ -42,6 +42,20 @@ pub struct RunArgs {
     #[arg(long = "env", value_name = "KEY[=VALUE]", value_parser = parse_env)]
     pub envs: Vec<(String, Option<String>)>,
 
+    /// Allow networking (off by default): `--allow-net` for any address, or
+    /// `--allow-net=HOST[:PORT],...` to listen on and connect to only these
+    /// (HOST: an IP, `[IPv6]`, a host name or `*`; no port: any port).
+    /// Children get no more than their parent. Repeatable.
+    #[arg(
+        long = "allow-net",
+        value_name = "HOST[:PORT],...",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "*",
+        value_parser = parse_net
+    )]
+    pub allow_net: Vec<troupe_host_api::NetPolicy>,
+
     /// Scheduler threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -97,6 +111,10 @@ fn parse_dir(s: &str) -> Result<DirMapping, String> {
     })
 }
 
+fn parse_net(s: &str) -> Result<troupe_host_api::NetPolicy, String> {
+    troupe_host_api::NetPolicy::parse(s)
+}
+
 fn parse_env(s: &str) -> Result<(String, Option<String>), String> {
     match s.split_once('=') {
         Some(("", _)) => Err(format!("expected KEY=VALUE, got {s:?}")),
@@ -150,6 +168,13 @@ impl RunArgs {
         c
     }
 
+    /// The network permission of every `--allow-net` together.
+    pub fn net_policy(&self) -> troupe_host_api::NetPolicy {
+        self.allow_net
+            .iter()
+            .fold(troupe_host_api::NetPolicy::deny(), |all, p| all.union(p))
+    }
+
     /// The root process's options these flags give.
     pub fn root_options(&self) -> Result<RootOptions, String> {
         for d in &self.dirs {
@@ -175,6 +200,7 @@ impl RunArgs {
             envs,
             dirs: self.dirs.clone(),
             stdin: true,
+            net: self.net_policy(),
             ..RootOptions::default()
         })
     }

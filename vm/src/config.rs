@@ -199,4 +199,7 @@ pub struct RootOptions {
     pub stdin: bool,
     pub stdout: Output,
     pub stderr: Output,
+    /// Where the root (and so every process) may listen and connect: no
+    /// network unless given (`--allow-net`).
+    pub net: troupe_host_api::NetPolicy,
 }

@@ -33,4 +33,5 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub use config::{DirMapping, Output, RootOptions, VmConfig};
 pub use process::{ExitReason, Limit};
+pub use troupe_host_api::NetPolicy;
 pub use vm::{RunError, Vm};

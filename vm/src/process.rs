@@ -9,8 +9,8 @@ use std::time::Duration;
 use troupe_abi::{err, val};
 pub use troupe_host_api::{ExitReason, Limit};
 use troupe_host_api::{
-    GuestExit, HostError, LimitExceeded, Message, NoProcess, ProcessCtx, SpawnConfig, SpawnRequest,
-    TagSet,
+    GuestExit, HostError, LimitExceeded, Message, NetPolicy, NoProcess, ProcessCtx, Sockets,
+    SpawnConfig, SpawnRequest, TagSet,
 };
 use wasmtime::{Memory, ResourceLimiter};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -27,6 +27,8 @@ use crate::vm::{NewProcess, VmInner};
 pub struct ProcessShared {
     pub pid: u64,
     pub mailbox: Mailbox,
+    /// The sockets it holds (closed when it ends).
+    pub sockets: Arc<Sockets>,
     signals: Mutex<Signals>,
     kill: Mutex<Option<ExitReason>>,
     killed: tokio::sync::Notify,
@@ -47,6 +49,7 @@ impl ProcessShared {
         ProcessShared {
             pid,
             mailbox: Mailbox::default(),
+            sockets: Arc::default(),
             signals: Mutex::new(Signals {
                 alive: true,
                 trap_exit: false,
@@ -147,6 +150,8 @@ pub struct Perms {
     pub preopens: Arc<[Preopen]>,
     pub stdout: Output,
     pub stderr: Output,
+    /// Where it may listen and connect (no network by default).
+    pub net: Arc<NetPolicy>,
     pub limits: Limits,
 }
 
@@ -186,6 +191,16 @@ impl Perms {
         }
         if let Some(can) = config.can_spawn {
             child.limits.can_spawn = can && self.limits.can_spawn;
+        }
+        if let Some(net) = &config.net {
+            // `config_set_net` checked that the parent holds every rule.
+            if let Some(rule) = self.net.uncovered(net) {
+                return Err(HostError::new(
+                    err::PERMISSION_DENIED,
+                    format!("network rule {rule} is not allowed to the parent"),
+                ));
+            }
+            child.net = Arc::new(net.clone());
         }
         Ok(child)
     }
@@ -253,6 +268,7 @@ pub struct ProcessState {
     pub(crate) perms: Perms,
     pub(crate) memory: Option<Memory>,
     held: Option<Message>,
+    attachments: Vec<u64>,
     last_error: String,
     configs: Vec<(u64, SpawnConfig)>,
     next_config: u64,
@@ -274,6 +290,7 @@ impl ProcessState {
             perms,
             memory: None,
             held: None,
+            attachments: Vec::new(),
             last_error: String::new(),
             configs: Vec::new(),
             next_config: 0,
@@ -390,6 +407,7 @@ impl ProcessCtx for ProcessState {
                 params: &request.params,
                 arg: Some(arg),
                 link_to: request.config.link.then_some(&self.shared),
+                sockets: request.sockets,
             })
             .await?;
         Ok(child.pid)
@@ -455,6 +473,22 @@ impl ProcessCtx for ProcessState {
 
     fn cancel_timer(&mut self, reference: u64) -> bool {
         self.vm.cancel_timer(reference)
+    }
+
+    fn net_policy(&self) -> &NetPolicy {
+        &self.perms.net
+    }
+
+    fn sockets(&self) -> &Sockets {
+        &self.shared.sockets
+    }
+
+    fn attachments(&mut self) -> &mut Vec<u64> {
+        &mut self.attachments
+    }
+
+    fn sockets_of(&self, pid: u64) -> Option<Arc<Sockets>> {
+        self.vm.process(pid).map(|p| p.sockets.clone())
     }
 }
 

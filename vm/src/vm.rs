@@ -58,6 +58,8 @@ pub(crate) struct NewProcess<'a> {
     pub arg: Option<Message>,
     /// The process it is linked to before it runs, if any.
     pub link_to: Option<&'a Arc<ProcessShared>>,
+    /// Sockets it owns from the start (moved with its spawn argument).
+    pub sockets: Vec<(u64, troupe_host_api::SocketRef)>,
 }
 
 /// A process just started.
@@ -262,6 +264,7 @@ impl Vm {
                 .into(),
             stdout: root.stdout,
             stderr: root.stderr,
+            net: Arc::new(root.net),
             limits: Limits {
                 max_memory: self.inner.max_memory,
                 fuel: self.inner.fuel,
@@ -283,6 +286,7 @@ impl Vm {
                     params: &[],
                     arg: None,
                     link_to: None,
+                    sockets: Vec::new(),
                 })
                 .await
                 .map_err(RunError::Start)?;
@@ -392,6 +396,7 @@ impl VmInner {
             params,
             arg,
             link_to,
+            sockets,
         } = new;
         let types = module
             .entry_params(entry, params.len())
@@ -407,6 +412,9 @@ impl VmInner {
         let wasi = perms.build_wasi(stdin)?;
         let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(ProcessShared::new(pid));
+        if !sockets.is_empty() {
+            shared.sockets.receive(sockets);
+        }
         if let Some(arg) = arg {
             shared.mailbox.push(arg);
         }
@@ -494,6 +502,7 @@ impl VmInner {
             )
         };
         shared.mailbox.close();
+        shared.sockets.close_all();
         for name in names {
             self.registry.remove_if(&name, |_, p| *p == pid);
         }
@@ -516,7 +525,7 @@ impl VmInner {
         }
     }
 
-    fn process(&self, pid: u64) -> Option<Arc<ProcessShared>> {
+    pub(crate) fn process(&self, pid: u64) -> Option<Arc<ProcessShared>> {
         self.processes.get(&pid).map(|p| p.clone())
     }
 

@@ -19,6 +19,8 @@ pub mod module {
     pub const REGISTRY: &str = "troupe_registry";
     /// Timers: sleep, send_after, cancel_timer.
     pub const TIMER: &str = "troupe_timer";
+    /// Networking: TCP, UDP and name resolution (with permission).
+    pub const NET: &str = "troupe_net";
 }
 
 /// Error codes returned (as `i32`) by host functions. `OK` is zero; every
@@ -60,6 +62,24 @@ pub mod err {
     pub const ALREADY_REGISTERED: i32 = 12;
     /// No such name (registry), monitor or timer.
     pub const NOT_FOUND: i32 = 13;
+    /// Not a socket the caller holds (unknown, closed, moved to another
+    /// process, or of the wrong kind for the call).
+    pub const BAD_HANDLE: i32 = 14;
+    /// `tcp_connect`: nobody listens at the address.
+    pub const CONNECTION_REFUSED: i32 = 15;
+    /// The peer reset or aborted the connection (also a write to a
+    /// connection the peer closed).
+    pub const CONNECTION_RESET: i32 = 16;
+    /// `tcp_listen`/`udp_bind`: the address is in use.
+    pub const ADDR_IN_USE: i32 = 17;
+    /// The address is not local, or not usable here.
+    pub const ADDR_NOT_AVAILABLE: i32 = 18;
+    /// The socket is not connected (e.g. after `shutdown`).
+    pub const NOT_CONNECTED: i32 = 19;
+    /// A host name did not resolve.
+    pub const HOST_NOT_FOUND: i32 = 20;
+    /// Any other I/O error (`error_message` has the system's text).
+    pub const IO_ERROR: i32 = 21;
 
     /// A short stable name for an error code, for messages.
     pub const fn name(code: i32) -> &'static str {
@@ -78,6 +98,14 @@ pub mod err {
             SPAWN_FAILED => "spawn failed",
             ALREADY_REGISTERED => "name already registered",
             NOT_FOUND => "not found",
+            BAD_HANDLE => "bad socket handle",
+            CONNECTION_REFUSED => "connection refused",
+            CONNECTION_RESET => "connection reset",
+            ADDR_IN_USE => "address in use",
+            ADDR_NOT_AVAILABLE => "address not available",
+            NOT_CONNECTED => "not connected",
+            HOST_NOT_FOUND => "host not found",
+            IO_ERROR => "I/O error",
             _ => "unknown error",
         }
     }
@@ -152,6 +180,12 @@ pub mod val {
     /// `cancel_timer`'s result when the timer had already fired (or the
     /// reference is unknown).
     pub const TIMER_NOT_PENDING: i32 = 0;
+    /// `troupe_net::shutdown`: shut the reading half.
+    pub const SHUTDOWN_READ: i32 = 0;
+    /// `troupe_net::shutdown`: shut the writing half (the peer reads EOF).
+    pub const SHUTDOWN_WRITE: i32 = 1;
+    /// `troupe_net::shutdown`: shut both halves.
+    pub const SHUTDOWN_BOTH: i32 = 2;
 }
 
 /// The record `receive` writes at `info_ptr`: 24 bytes, little-endian.
