@@ -452,8 +452,9 @@ fn denied(action: &str, addr: &str, policy: &NetPolicy) -> HostError {
     let why = if policy.is_enabled() {
         format!("this process may use only {}", policy.describe())
     } else {
-        "networking is off: start the VM with --allow-net (any address) or \
-         --allow-net=HOST:PORT,... (those only)"
+        "this process has no network permission: networking is off unless the VM is \
+         started with --allow-net (any address) or --allow-net=HOST:PORT,... (those only), \
+         and a parent can spawn a child with less (or none)"
             .to_string()
     };
     host_error(

@@ -261,7 +261,10 @@ pub fn exit_reason(result: wasmtime::Result<()>) -> ExitReason {
 
 /// The data of each process's `Store`.
 pub struct ProcessState {
-    pub(crate) wasi: WasiP1Ctx,
+    /// Built on the first WASI call (see [`ProcessState::wasi`]).
+    wasi: Option<WasiP1Ctx>,
+    /// Whether it reads the VM's stdin (the root only).
+    stdin: bool,
     pub(crate) vm: Arc<VmInner>,
     pub(crate) shared: Arc<ProcessShared>,
     pub(crate) module: Arc<LoadedModule>,
@@ -276,7 +279,8 @@ pub struct ProcessState {
 
 impl ProcessState {
     pub(crate) fn new(
-        wasi: WasiP1Ctx,
+        wasi: Option<WasiP1Ctx>,
+        stdin: bool,
         vm: Arc<VmInner>,
         shared: Arc<ProcessShared>,
         module: Arc<LoadedModule>,
@@ -284,6 +288,7 @@ impl ProcessState {
     ) -> Self {
         ProcessState {
             wasi,
+            stdin,
             vm,
             shared,
             module,
@@ -295,6 +300,22 @@ impl ProcessState {
             configs: Vec::new(),
             next_config: 0,
         }
+    }
+}
+
+impl ProcessState {
+    /// The WASI context, built on first use. Many processes never make a
+    /// WASI call (a function spawned by the SDK that only sends and
+    /// receives), so they never pay for one. A context with preopened
+    /// directories is built at spawn instead, where opening a directory can
+    /// fail and be reported; without them building cannot fail.
+    pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
+        let (perms, stdin) = (&self.perms, self.stdin);
+        self.wasi.get_or_insert_with(|| {
+            perms
+                .build_wasi(stdin)
+                .expect("a WASI context without preopened directories always builds")
+        })
     }
 }
 
