@@ -41,7 +41,8 @@ step "Rust guest SDK: host tests"
 step "Go guest SDK: gofmt, go vet (native and wasip1), native tests"
 # Only Go's standard library is used: no module proxy.
 export GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local
-go_dirs=(guest-sdk/go examples/go-hello examples/go-ping-pong examples/go-workers examples/mixed)
+go_dirs=(guest-sdk/go examples/go-hello examples/go-ping-pong examples/go-workers examples/mixed
+  examples/go-supervised/worker examples/go-echo)
 unformatted=$("$(dirname "$TROUPE_GO")/gofmt" -l "${go_dirs[@]}")
 if [ -n "$unformatted" ]; then echo "not gofmt-ed: $unformatted" >&2; exit 1; fi
 (cd guest-sdk/go && "$TROUPE_GO" vet ./... && GOOS=wasip1 GOARCH=wasm "$TROUPE_GO" vet ./... \

@@ -61,6 +61,11 @@
 //     due. Other Troupe processes run on. A goroutine blocked in Receive
 //     therefore also holds up every other goroutine of the process; keep
 //     receiving on one goroutine, or poll with TryReceive.
+//   - So does a socket call that waits (Accept, DialTCP, Read, a Write
+//     while the socket's buffer is full, ReadFrom, WriteTo, LookupHost): a
+//     goroutine in conn.Read holds up the goroutine that would write to the
+//     same connection, or receive a message. Serve each connection in a
+//     process of its own, and bound waits with deadlines.
 //   - time.Sleep and timers are Go's: a sleeping goroutine lets the other
 //     goroutines of the process run, and when all of them wait on timers the
 //     Go runtime calls WASI poll_oneoff, which suspends only this process in
@@ -78,6 +83,22 @@
 // takes 100 ms while another goroutine waits in ReceiveTimeout(100ms), and
 // 200 ms while another goroutine spins for 200 ms; meanwhile other Go
 // processes sleeping or spinning finish on time.
+//
+// # Networking
+//
+// With permission from the VM (troupe run --allow-net), ListenTCP, DialTCP,
+// ListenUDP and LookupHost give sockets: *TCPListener is a net.Listener,
+// *TCPConn a net.Conn, deadlines become the time-out of each call, and
+// errors match os.ErrPermission, os.ErrDeadlineExceeded and net.ErrClosed
+// (see Code.Is). A socket belongs to one process and moves to another
+// inside a message: encoding a *TCPConn (or *TCPListener, *UDPConn) in
+// Send, SendNamed, Reply.Send, Request or a spawn argument hands it over,
+// and the receiver decodes a *TCPConn that owns it:
+//
+//	conn, _ := ln.AcceptTCP()
+//	troupe.SpawnSelf("handler", conn) // a process per connection
+//
+// WithNet narrows a child's permission.
 //
 // # Ending
 //

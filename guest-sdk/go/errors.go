@@ -2,6 +2,9 @@ package troupe
 
 import (
 	"fmt"
+	"io/fs"
+	"net"
+	"os"
 	"unsafe"
 
 	"troupe.dev/troupe/abi"
@@ -32,7 +35,40 @@ const (
 	ErrSpawnFailed       = Code(abi.ErrSpawnFailed)
 	ErrAlreadyRegistered = Code(abi.ErrAlreadyRegistered)
 	ErrNotFound          = Code(abi.ErrNotFound)
+	// Networking (namespace troupe_net).
+	ErrBadHandle         = Code(abi.ErrBadHandle)
+	ErrConnectionRefused = Code(abi.ErrConnectionRefused)
+	ErrConnectionReset   = Code(abi.ErrConnectionReset)
+	ErrAddrInUse         = Code(abi.ErrAddrInUse)
+	ErrAddrNotAvailable  = Code(abi.ErrAddrNotAvailable)
+	ErrNotConnected      = Code(abi.ErrNotConnected)
+	ErrHostNotFound      = Code(abi.ErrHostNotFound)
+	ErrIO                = Code(abi.ErrIoError)
 )
+
+// Is makes some codes match the standard library's error values too, so
+// that code written for package os or net understands them:
+//
+//	ErrPermissionDenied  errors.Is(err, os.ErrPermission)  (fs.ErrPermission)
+//	ErrTimeout           errors.Is(err, os.ErrDeadlineExceeded)
+//	ErrBadHandle         errors.Is(err, net.ErrClosed)
+//
+// BAD_HANDLE is what the VM says of a socket that was closed or moved to
+// another process (from this process's point of view it is closed), and
+// what this package returns for a closed or moved TCPConn, TCPListener or
+// UDPConn, as package net does with net.ErrClosed. A TIMEOUT is any
+// time-out: a socket call's deadline or time-out, and also Receive's.
+func (c Code) Is(target error) bool {
+	switch target {
+	case fs.ErrPermission:
+		return c == ErrPermissionDenied
+	case os.ErrDeadlineExceeded:
+		return c == ErrTimeout
+	case net.ErrClosed:
+		return c == ErrBadHandle
+	}
+	return false
+}
 
 // Error is a failed host call: the operation, the host's code and its
 // explanation (troupe_process::error_message). It unwraps to its Code.
@@ -49,8 +85,17 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("troupe: %s: %s: %s", e.Op, e.Code, e.Message)
 }
 
-// Unwrap gives the code, so that errors.Is(err, ErrNoProcess) works.
+// Unwrap gives the code, so that errors.Is(err, ErrNoProcess) works (and
+// errors.Is(err, os.ErrPermission)..., see Code.Is).
 func (e *Error) Unwrap() error { return e.Code }
+
+// Timeout reports whether the call timed out (ErrTimeout). With Temporary,
+// it makes *Error a net.Error, as package net's deadline errors are.
+func (e *Error) Timeout() bool { return e.Code == ErrTimeout }
+
+// Temporary is Timeout (net.Error's deprecated method, kept for the
+// interface).
+func (e *Error) Temporary() bool { return e.Code == ErrTimeout }
 
 // MalformedError is a message whose payload does not decode as the type
 // asked for. The message has been taken out of the mailbox.

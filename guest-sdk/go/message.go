@@ -63,12 +63,17 @@ const (
 // abi.TagData. It never blocks and is not acknowledged: nil means the
 // message was queued, not that it will be handled. A dead target gives an
 // error that errors.Is(err, ErrNoProcess).
+//
+// Sockets (*TCPConn, *TCPListener, *UDPConn) in v move to p with the
+// message: this process can no longer use them (see TCPConn). If the
+// message is not delivered, the VM closes them.
 func (p Pid) Send(v any) error { return sendValue("send", p, abi.TagData, v) }
 
 // SendTagged sends raw bytes with a tag of your choosing (the receiver
 // selects on it with ReceiveTagged).
 func (p Pid) SendTagged(tag uint64, data []byte) error {
 	rc := sysSend(int64(p), int64(tag), unsafe.Pointer(unsafe.SliceData(data)), int32(len(data)))
+	messageSent(rc)
 	if rc != abi.ErrOk {
 		return hostError("send", rc)
 	}
@@ -78,7 +83,7 @@ func (p Pid) SendTagged(tag uint64, data []byte) error {
 func sendValue(op string, p Pid, tag uint64, v any) error {
 	buf := sendBuf
 	sendBuf = nil
-	buf, err := bincode.Append(buf[:0], v)
+	buf, err := encodeMessage(buf[:0], v)
 	if err != nil {
 		sendBuf = buf
 		return &Error{Op: op, Code: ErrInvalidArgument, Message: err.Error()}

@@ -84,7 +84,7 @@ func init() {
 
 // CustomReason is an ExitCustom reason carrying v (bincode).
 func CustomReason(v any) (ExitCustom, error) {
-	b, err := bincode.Marshal(v)
+	b, err := encodeWithoutSockets(v) // an exit reason does not move sockets
 	return ExitCustom(b), err
 }
 
@@ -262,15 +262,17 @@ func Whereis(name string) (Pid, error) {
 }
 
 // SendNamed sends v (bincode, tag abi.TagData) to the process registered
-// under name (ErrNotFound if none).
+// under name (ErrNotFound if none). Sockets in v move, as with Send.
 func SendNamed(name string, v any) error {
-	data, err := bincode.Marshal(v)
+	data, err := encodeMessage(nil, v)
 	if err != nil {
 		return invalid("send", "%v", err)
 	}
 	b := []byte(name)
-	return pidError("send", sysSendNamed(unsafe.Pointer(unsafe.SliceData(b)), int32(len(b)),
-		int64(abi.TagData), unsafe.Pointer(unsafe.SliceData(data)), int32(len(data))))
+	rc := sysSendNamed(unsafe.Pointer(unsafe.SliceData(b)), int32(len(b)),
+		int64(abi.TagData), unsafe.Pointer(unsafe.SliceData(data)), int32(len(data)))
+	messageSent(rc)
+	return pidError("send", rc)
 }
 
 // TimerRef identifies a timer of SendAfter.
@@ -279,9 +281,9 @@ type TimerRef uint64
 // SendAfter sends v (bincode, tag abi.TagData) to p after d, from this
 // process; the message is dropped if p no longer exists then. Unlike a
 // goroutine with time.Sleep, the timer runs in the VM: it fires while this
-// process waits in Receive.
+// process waits in Receive. A timer's message cannot carry sockets.
 func SendAfter(p Pid, v any, d time.Duration) (TimerRef, error) {
-	data, err := bincode.Marshal(v)
+	data, err := encodeWithoutSockets(v) // send_after does not move sockets
 	if err != nil {
 		return 0, invalid("send_after", "%v", err)
 	}

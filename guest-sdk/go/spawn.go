@@ -7,7 +7,6 @@ import (
 	"unsafe"
 
 	"troupe.dev/troupe/abi"
-	"troupe.dev/troupe/bincode"
 )
 
 // Module is a compiled WebAssembly module the VM can start processes of.
@@ -48,6 +47,9 @@ type spawnOptions struct {
 	args, env, preopens []string
 	hasArgs, hasEnv     bool
 	hasPreopens         bool
+	// err is an option's argument that the SDK refused (spawn returns it
+	// before any host call).
+	err error
 	// Settings made by a host call each. The call is in the option's
 	// closure, so that a program imports only the host functions of the
 	// options it uses.
@@ -55,7 +57,7 @@ type spawnOptions struct {
 }
 
 func (o *spawnOptions) inheritsAll() bool {
-	return !o.hasArgs && !o.hasEnv && !o.hasPreopens && len(o.settings) == 0
+	return !o.hasArgs && !o.hasEnv && !o.hasPreopens && len(o.settings) == 0 && o.err == nil
 }
 
 func setting(f func(config int64) int32) SpawnOption {
@@ -100,6 +102,26 @@ func WithFuel(units int64) SpawnOption {
 // WithoutSpawn forbids the child (and so its descendants) to spawn.
 func WithoutSpawn() SpawnOption {
 	return setting(func(config int64) int32 { return sysConfigSetCanSpawn(config, 0) })
+}
+
+// WithNet narrows the child's network permission to these rules, written
+// as troupe run's --allow-net takes them: "HOST[:PORT]", HOST an IP address
+// (IPv6 in brackets), a host name or "*", no port meaning any port. Each
+// rule must be allowed to the parent (a parent rule with the same host or
+// "*", and the same port or none), else spawn fails with an error that
+// errors.Is(err, ErrPermissionDenied). No rules: the child has no network.
+// Without WithNet the child has the parent's permission.
+func WithNet(rules ...string) SpawnOption {
+	list, err := nulList(rules)
+	return func(o *spawnOptions) {
+		if err != nil {
+			o.err = err
+			return
+		}
+		o.settings = append(o.settings, func(config int64) int32 {
+			return sysConfigSetNet(config, unsafe.Pointer(unsafe.SliceData(list)), int32(len(list)))
+		})
+	}
 }
 
 // RoleEnv is the environment variable that carries a process's role (see
@@ -161,11 +183,14 @@ func (m Module) SpawnStart(arg any, opts ...SpawnOption) (Pid, error) {
 }
 
 func (m Module) spawnStart(arg any, o *spawnOptions) (Pid, error) {
-	data, err := bincode.Marshal(arg)
-	if err != nil {
-		return 0, invalid("spawn", "cannot encode the spawn argument: %v", err)
-	}
-	return spawn(uint64(m), abi.ValStart, nil, data, o)
+	return spawn(uint64(m), abi.ValStart, nil, func() ([]byte, error) {
+		// Sockets in arg move to the child (see TCPConn).
+		data, err := encodeMessage(nil, arg)
+		if err != nil {
+			return nil, invalid("spawn", "cannot encode the spawn argument: %v", err)
+		}
+		return data, nil
+	}, o)
 }
 
 // SpawnExport starts a new process running the module's export export
@@ -173,7 +198,7 @@ func (m Module) spawnStart(arg any, o *spawnOptions) (Pid, error) {
 // which gets the value truncated, or i64; at most abi.ValMaxSpawnParams),
 // and the raw bytes arg as its spawn argument.
 func (m Module) SpawnExport(export string, params []int64, arg []byte, opts ...SpawnOption) (Pid, error) {
-	return spawn(uint64(m), export, params, arg, options(opts))
+	return spawn(uint64(m), export, params, func() ([]byte, error) { return arg, nil }, options(opts))
 }
 
 func options(opts []SpawnOption) *spawnOptions {
@@ -184,7 +209,10 @@ func options(opts []SpawnOption) *spawnOptions {
 	return o
 }
 
-func spawn(module uint64, entry string, params []int64, arg []byte, o *spawnOptions) (Pid, error) {
+// spawn makes the configuration, then the argument (encoding it attaches
+// the sockets it holds, so it comes last before the host call that takes
+// them), then the process.
+func spawn(module uint64, entry string, params []int64, encodeArg func() ([]byte, error), o *spawnOptions) (Pid, error) {
 	config, err := newConfig(o)
 	if err != nil {
 		return 0, err
@@ -196,6 +224,10 @@ func spawn(module uint64, entry string, params []int64, arg []byte, o *spawnOpti
 			}
 		}()
 	}
+	arg, err := encodeArg()
+	if err != nil {
+		return 0, err
+	}
 	entryBytes := []byte(entry)
 	var pid uint64
 	rc := sysSpawn(int64(module), config,
@@ -203,6 +235,7 @@ func spawn(module uint64, entry string, params []int64, arg []byte, o *spawnOpti
 		unsafe.Pointer(unsafe.SliceData(params)), int32(len(params)),
 		unsafe.Pointer(unsafe.SliceData(arg)), int32(len(arg)),
 		unsafe.Pointer(&pid))
+	messageSent(rc)
 	if rc != abi.ErrOk {
 		return 0, hostError("spawn", rc)
 	}
@@ -211,6 +244,9 @@ func spawn(module uint64, entry string, params []int64, arg []byte, o *spawnOpti
 
 // newConfig makes the spawn configuration of o (0: inherit everything).
 func newConfig(o *spawnOptions) (int64, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
 	if o.inheritsAll() {
 		return int64(abi.ValConfigInherit), nil
 	}

@@ -77,6 +77,11 @@ func sysConfigSetCanSpawn(config int64, allowed int32) int32 {
 	return 0
 }
 
+func sysConfigSetNet(config int64, ptr unsafe.Pointer, length int32) int32 {
+	notWasm()
+	return 0
+}
+
 func sysSpawn(module int64, config int64, entry unsafe.Pointer, entryLen int32,
 	params unsafe.Pointer, paramsCount int32, arg unsafe.Pointer, argLen int32,
 	outPid unsafe.Pointer) int32 {
@@ -169,6 +174,78 @@ func sysSendAfter(pid int64, tag int64, data unsafe.Pointer, dataLen int32, dela
 }
 
 func sysCancelTimer(ref int64) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetTCPListen(addr unsafe.Pointer, addrLen int32, outHandle unsafe.Pointer) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetTCPAccept(listener int64, timeoutNs int64, outHandle unsafe.Pointer) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetTCPConnect(addr unsafe.Pointer, addrLen int32, timeoutNs int64, outHandle unsafe.Pointer) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetRead(stream int64, buf unsafe.Pointer, bufLen int32, timeoutNs int64, outN unsafe.Pointer) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetWrite(stream int64, buf unsafe.Pointer, bufLen int32, timeoutNs int64, outN unsafe.Pointer) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetShutdown(stream int64, how int32) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetClose(handle int64) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetLocalAddr(handle int64, buf unsafe.Pointer, bufLen int32, outLen unsafe.Pointer) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetPeerAddr(handle int64, buf unsafe.Pointer, bufLen int32, outLen unsafe.Pointer) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetUDPBind(addr unsafe.Pointer, addrLen int32, outHandle unsafe.Pointer) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetUDPSendTo(socket int64, buf unsafe.Pointer, bufLen int32, addr unsafe.Pointer, addrLen int32,
+	timeoutNs int64, outN unsafe.Pointer) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetUDPRecvFrom(socket int64, buf unsafe.Pointer, bufLen int32, timeoutNs int64, outN unsafe.Pointer,
+	addr unsafe.Pointer, addrCap int32, outAddrLen unsafe.Pointer) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetResolve(name unsafe.Pointer, nameLen int32, buf unsafe.Pointer, bufLen int32, outLen unsafe.Pointer) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetAttach(handle int64) int32 {
 	notWasm()
 	return 0
 }

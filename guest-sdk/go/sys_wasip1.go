@@ -52,6 +52,9 @@ func sysConfigSetFuel(config int64, units int64) int32
 //go:wasmimport troupe_process config_set_can_spawn
 func sysConfigSetCanSpawn(config int64, allowed int32) int32
 
+//go:wasmimport troupe_process config_set_net
+func sysConfigSetNet(config int64, ptr unsafe.Pointer, length int32) int32
+
 //go:wasmimport troupe_process spawn
 func sysSpawn(module int64, config int64, entry unsafe.Pointer, entryLen int32,
 	params unsafe.Pointer, paramsCount int32, arg unsafe.Pointer, argLen int32,
@@ -117,3 +120,49 @@ func sysSendAfter(pid int64, tag int64, data unsafe.Pointer, dataLen int32, dela
 
 //go:wasmimport troupe_timer cancel_timer
 func sysCancelTimer(ref int64) int32
+
+// Namespace troupe_net.
+
+//go:wasmimport troupe_net tcp_listen
+func sysNetTCPListen(addr unsafe.Pointer, addrLen int32, outHandle unsafe.Pointer) int32
+
+//go:wasmimport troupe_net tcp_accept
+func sysNetTCPAccept(listener int64, timeoutNs int64, outHandle unsafe.Pointer) int32
+
+//go:wasmimport troupe_net tcp_connect
+func sysNetTCPConnect(addr unsafe.Pointer, addrLen int32, timeoutNs int64, outHandle unsafe.Pointer) int32
+
+//go:wasmimport troupe_net read
+func sysNetRead(stream int64, buf unsafe.Pointer, bufLen int32, timeoutNs int64, outN unsafe.Pointer) int32
+
+//go:wasmimport troupe_net write
+func sysNetWrite(stream int64, buf unsafe.Pointer, bufLen int32, timeoutNs int64, outN unsafe.Pointer) int32
+
+//go:wasmimport troupe_net shutdown
+func sysNetShutdown(stream int64, how int32) int32
+
+//go:wasmimport troupe_net close
+func sysNetClose(handle int64) int32
+
+//go:wasmimport troupe_net local_addr
+func sysNetLocalAddr(handle int64, buf unsafe.Pointer, bufLen int32, outLen unsafe.Pointer) int32
+
+//go:wasmimport troupe_net peer_addr
+func sysNetPeerAddr(handle int64, buf unsafe.Pointer, bufLen int32, outLen unsafe.Pointer) int32
+
+//go:wasmimport troupe_net udp_bind
+func sysNetUDPBind(addr unsafe.Pointer, addrLen int32, outHandle unsafe.Pointer) int32
+
+//go:wasmimport troupe_net udp_send_to
+func sysNetUDPSendTo(socket int64, buf unsafe.Pointer, bufLen int32, addr unsafe.Pointer, addrLen int32,
+	timeoutNs int64, outN unsafe.Pointer) int32
+
+//go:wasmimport troupe_net udp_recv_from
+func sysNetUDPRecvFrom(socket int64, buf unsafe.Pointer, bufLen int32, timeoutNs int64, outN unsafe.Pointer,
+	addr unsafe.Pointer, addrCap int32, outAddrLen unsafe.Pointer) int32
+
+//go:wasmimport troupe_net resolve
+func sysNetResolve(name unsafe.Pointer, nameLen int32, buf unsafe.Pointer, bufLen int32, outLen unsafe.Pointer) int32
+
+//go:wasmimport troupe_net attach
+func sysNetAttach(handle int64) int32

@@ -54,6 +54,7 @@ func TestOptionsThatNeedNoConfiguration(t *testing.T) {
 	for name, opt := range map[string]SpawnOption{
 		"args": WithArgs(), "env": WithEnv(), "preopens": WithPreopens(),
 		"link": WithLink(), "memory": WithMaxMemory(1 << 24), "fuel": WithFuel(1), "spawn": WithoutSpawn(),
+		"net": WithNet(),
 	} {
 		if options([]SpawnOption{opt}).inheritsAll() {
 			t.Errorf("%s: should need a configuration", name)
@@ -184,7 +185,7 @@ func specBindings(t *testing.T) map[string]binding {
 		}
 		out[ns+"::"+b.name] = b
 	}
-	if len(out) < 16 {
+	if len(out) < 30 {
 		t.Fatalf("found only %d host functions in SPEC.md", len(out))
 	}
 	return out
@@ -257,7 +258,7 @@ func TestBindingsMatchTheSpec(t *testing.T) {
 			t.Errorf("binding %v is not in SPEC.md", got)
 		}
 	}
-	for _, m := range []string{abi.ModuleProcess, abi.ModuleMessage, abi.ModuleRegistry, abi.ModuleTimer} {
+	for _, m := range []string{abi.ModuleProcess, abi.ModuleMessage, abi.ModuleRegistry, abi.ModuleTimer, abi.ModuleNet} {
 		found := false
 		for _, b := range mine {
 			found = found || b.module == m

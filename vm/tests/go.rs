@@ -255,3 +255,61 @@ fn rust_supervisor_restarts_crashed_go_workers() {
         );
     }
 }
+
+/// The Go SDK's networking against the VM: TCP, UDP, deadlines, sockets
+/// moved in messages and spawn arguments, `WithNet`, `LookupHost`; and
+/// everything refused with `os.ErrPermission` without `--allow-net`.
+#[test]
+fn go_networking_works_with_allow_net_and_is_denied_without() {
+    let netcheck = go_guest("netcheck");
+    let netcheck = netcheck.to_str().unwrap();
+    let stdout = run_ok(&["run", "--allow-net=127.0.0.1,localhost", netcheck]);
+    assert!(stdout.contains("netcheck: all ok"), "{stdout}");
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+    let stdout = run_ok(&["run", netcheck, "--denied"]);
+    assert!(stdout.contains("netcheck: all ok"), "{stdout}");
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+}
+
+/// `examples/go-echo`: a Go listener hands each connection to a Go handler
+/// process, which echoes lines; with `--once 2` the VM exits after two.
+#[test]
+fn go_echo_serves_each_connection_in_its_own_process() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let mut vm = Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .args(["run", "--allow-net=127.0.0.1"])
+        .arg(go_guest("go-echo"))
+        .args(["127.0.0.1:0", "--once", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(vm.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("go-echo: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let mut clients: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        writeln!(c, "hello {i}").unwrap();
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let mut echoed = String::new();
+        BufReader::new(&*c).read_line(&mut echoed).unwrap();
+        assert_eq!(echoed, format!("hello {i}\n"));
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let status = vm.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(status.success(), "exit {status:?}; stdout: {rest}");
+    assert!(rest.contains("go-echo: served 2 connections"), "{rest}");
+}

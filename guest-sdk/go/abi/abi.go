@@ -18,6 +18,8 @@ const (
 	ModuleRegistry = "troupe_registry"
 	// ModuleTimer: sleep, send_after, cancel_timer.
 	ModuleTimer = "troupe_timer"
+	// ModuleNet: TCP, UDP and name resolution (with permission).
+	ModuleNet = "troupe_net"
 )
 
 // Error codes returned by host functions (Rust: err). OK is zero.
@@ -36,6 +38,23 @@ const (
 	ErrSpawnFailed       int32 = 11
 	ErrAlreadyRegistered int32 = 12
 	ErrNotFound          int32 = 13
+	// ErrBadHandle: not a socket the caller holds (unknown, closed, moved
+	// to another process, or of the wrong kind for the call).
+	ErrBadHandle int32 = 14
+	// ErrConnectionRefused: tcp_connect found nobody listening.
+	ErrConnectionRefused int32 = 15
+	// ErrConnectionReset: the peer reset or aborted the connection.
+	ErrConnectionReset int32 = 16
+	// ErrAddrInUse: the address to listen on or bind is in use.
+	ErrAddrInUse int32 = 17
+	// ErrAddrNotAvailable: the address is not local, or not usable here.
+	ErrAddrNotAvailable int32 = 18
+	// ErrNotConnected: the socket is not connected.
+	ErrNotConnected int32 = 19
+	// ErrHostNotFound: a host name did not resolve.
+	ErrHostNotFound int32 = 20
+	// ErrIoError: any other I/O error (error_message has the system's text).
+	ErrIoError int32 = 21
 )
 
 // ErrorName is the short stable name of an error code (Rust: err::name).
@@ -69,6 +88,22 @@ func ErrorName(code int32) string {
 		return "name already registered"
 	case ErrNotFound:
 		return "not found"
+	case ErrBadHandle:
+		return "bad socket handle"
+	case ErrConnectionRefused:
+		return "connection refused"
+	case ErrConnectionReset:
+		return "connection reset"
+	case ErrAddrInUse:
+		return "address in use"
+	case ErrAddrNotAvailable:
+		return "address not available"
+	case ErrNotConnected:
+		return "not connected"
+	case ErrHostNotFound:
+		return "host not found"
+	case ErrIoError:
+		return "I/O error"
 	}
 	return "unknown error"
 }
@@ -121,6 +156,13 @@ const (
 	ValTimerCancelled int32 = 1
 	// ValTimerNotPending is cancel_timer's result when it had already fired.
 	ValTimerNotPending int32 = 0
+	// ValShutdownRead is troupe_net.shutdown's how: shut the reading half.
+	ValShutdownRead int32 = 0
+	// ValShutdownWrite is troupe_net.shutdown's how: shut the writing half
+	// (the peer reads the end of the stream).
+	ValShutdownWrite int32 = 1
+	// ValShutdownBoth is troupe_net.shutdown's how: shut both halves.
+	ValShutdownBoth int32 = 2
 )
 
 // Offsets in the 24-byte record receive writes (Rust: info).

@@ -14,8 +14,11 @@ import (
 	"testing"
 )
 
-// rustABI is the file that defines the ABI's constants.
-var rustABI = filepath.Join("..", "..", "..", "host-api", "abi", "src", "lib.rs")
+// rustABI is the file that defines the ABI's constants; spec documents them.
+var (
+	rustABI = filepath.Join("..", "..", "..", "host-api", "abi", "src", "lib.rs")
+	spec    = filepath.Join("..", "..", "..", "host-api", "SPEC.md")
+)
 
 // goValues holds every constant of abi.go by name. TestEveryGoConstantIsListed
 // makes sure no constant is missing here.
@@ -24,6 +27,7 @@ var goValues = map[string]any{
 	"ModuleMessage":        ModuleMessage,
 	"ModuleRegistry":       ModuleRegistry,
 	"ModuleTimer":          ModuleTimer,
+	"ModuleNet":            ModuleNet,
 	"ErrOk":                ErrOk,
 	"ErrNoProcess":         ErrNoProcess,
 	"ErrTimeout":           ErrTimeout,
@@ -38,6 +42,14 @@ var goValues = map[string]any{
 	"ErrSpawnFailed":       ErrSpawnFailed,
 	"ErrAlreadyRegistered": ErrAlreadyRegistered,
 	"ErrNotFound":          ErrNotFound,
+	"ErrBadHandle":         ErrBadHandle,
+	"ErrConnectionRefused": ErrConnectionRefused,
+	"ErrConnectionReset":   ErrConnectionReset,
+	"ErrAddrInUse":         ErrAddrInUse,
+	"ErrAddrNotAvailable":  ErrAddrNotAvailable,
+	"ErrNotConnected":      ErrNotConnected,
+	"ErrHostNotFound":      ErrHostNotFound,
+	"ErrIoError":           ErrIoError,
 	"TagData":              TagData,
 	"TagReplyBase":         TagReplyBase,
 	"TagSystemBase":        TagSystemBase,
@@ -62,6 +74,9 @@ var goValues = map[string]any{
 	"ValStart":             ValStart,
 	"ValTimerCancelled":    ValTimerCancelled,
 	"ValTimerNotPending":   ValTimerNotPending,
+	"ValShutdownRead":      ValShutdownRead,
+	"ValShutdownWrite":     ValShutdownWrite,
+	"ValShutdownBoth":      ValShutdownBoth,
 	"InfoTag":              InfoTag,
 	"InfoSender":           InfoSender,
 	"InfoLen":              InfoLen,
@@ -261,11 +276,52 @@ func TestErrorNamesMatchRust(t *testing.T) {
 		}
 		n++
 	}
-	if n < 12 {
+	if n < 22 { // OK ..= IO_ERROR
 		t.Fatalf("checked only %d error names", n)
 	}
 	if got := ErrorName(9999); got != "unknown error" {
 		t.Errorf("ErrorName(9999) = %q", got)
+	}
+}
+
+// The error table of SPEC.md lists every error code of the Rust crate, with
+// its value, and no other: so a code mirrored in Go is also documented.
+func TestErrorTableOfTheSpecMatchesRust(t *testing.T) {
+	consts, _ := parseRust(t)
+	want := map[string]string{}
+	for _, c := range consts {
+		if c.module == "err" {
+			want[c.name] = c.value
+		}
+	}
+	text, err := os.ReadFile(spec)
+	if err != nil {
+		t.Fatalf("read the spec: %v", err)
+	}
+	rowRe := regexp.MustCompile("^\\| (\\d+) \\| `([A-Z_]+)` \\|")
+	got := map[string]string{}
+	inTable := false
+	for _, line := range strings.Split(string(text), "\n") {
+		if strings.HasPrefix(line, "### Error codes") {
+			inTable = true
+			continue
+		}
+		if inTable && strings.HasPrefix(line, "#") {
+			break
+		}
+		if m := rowRe.FindStringSubmatch(line); inTable && m != nil {
+			got[m[2]] = m[1]
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("SPEC.md's error table %v, Rust's err %v", got, want)
+	}
+	// And the Go side names every one of them.
+	for name, value := range want {
+		code, _ := strconv.ParseInt(value, 10, 32)
+		if name != "OK" && ErrorName(int32(code)) == "unknown error" {
+			t.Errorf("ErrorName(%s) is unknown in Go", name)
+		}
 	}
 }
 

@@ -1,0 +1,7 @@
+module troupe.dev/examples/go-echo
+
+go 1.21
+
+require troupe.dev/troupe v0.0.0
+
+replace troupe.dev/troupe => ../../guest-sdk/go
