@@ -466,7 +466,8 @@ fn denied(action: &str, addr: &str, policy: &NetPolicy) -> HostError {
 /// The socket `handle` of the caller, as long as it is of a kind `pick`
 /// accepts.
 fn socket_of<T: ProcessCtx>(ctx: &T, handle: i64, wanted: &str) -> Result<SocketRef, HostError> {
-    let socket = ctx.sockets().get(handle as u64).ok_or_else(|| {
+    let handle = handle as u64;
+    let socket = ctx.sockets().get(handle).ok_or_else(|| {
         host_error(
             err::BAD_HANDLE,
             format!(
@@ -482,9 +483,14 @@ fn socket_of<T: ProcessCtx>(ctx: &T, handle: i64, wanted: &str) -> Result<Socket
         _ => true,
     };
     if !ok {
+        let wanted = match wanted {
+            "stream" => "a TCP stream",
+            "listener" => "a TCP listener",
+            _ => "a UDP socket",
+        };
         return Err(host_error(
             err::BAD_HANDLE,
-            format!("socket {handle} is {}, not a {wanted}", socket.kind()),
+            format!("socket {handle} is {}, not {wanted}", socket.kind()),
         ));
     }
     Ok(socket)

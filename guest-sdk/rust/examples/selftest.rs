@@ -11,10 +11,12 @@
 //! Give the root a preopened `/data` to also check that a child can be
 //! spawned without it.
 
+use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use troupe::abi::{err, tag};
+use troupe::net::{TcpListener, TcpStream};
 use troupe::{
     receive_tagged, self_pid, send_tagged, sleep, spawn, spawn_arg, this_process, LoadError,
     Mailbox, Module, Pid, Process, ReceiveError, Reply, RequestError, SendError, SpawnOptions,
@@ -339,6 +341,50 @@ fn preopens_narrowed() -> Check {
     Ok(())
 }
 
+/// Reads three bytes from its stream and writes them back.
+fn echo_three(stream: TcpStream, _: Mailbox<()>) {
+    let mut buf = [0u8; 3];
+    if (&stream).read_exact(&mut buf).is_ok() {
+        let _ = (&stream).write_all(&buf);
+    }
+}
+
+/// Without network permission (the VM's default), every call is refused;
+/// with `--allow-net=127.0.0.1` (or wider), a loopback round trip whose
+/// server end moves to a child as its spawn argument.
+fn network() -> Check {
+    let listener = match TcpListener::bind("127.0.0.1:0") {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            ensure!(e.to_string().contains("--allow-net"), "{e}");
+            let e = TcpStream::connect("127.0.0.1:9").map(drop).unwrap_err();
+            ensure!(e.kind() == io::ErrorKind::PermissionDenied, "{e}");
+            let e = SpawnOptions::new()
+                .net(["127.0.0.1"])
+                .spawn((), returns_at_once)
+                .unwrap_err();
+            ensure!(e.code == err::PERMISSION_DENIED, "{e:?}");
+            println!("  (no network permission: only checking the refusals)");
+            return Ok(());
+        }
+        r => r.map_err(|e| format!("bind: {e}"))?,
+    };
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut client = TcpStream::connect(&addr.to_string()).map_err(|e| e.to_string())?;
+    client
+        .set_read_timeout(Some(WAIT))
+        .map_err(|e| e.to_string())?;
+    let (server, _) = listener.accept_timeout(WAIT).map_err(|e| e.to_string())?;
+    spawn(server, echo_three).map_err(|e| e.to_string())?;
+    client.write_all(b"hi\n").map_err(|e| e.to_string())?;
+    let mut back = [0u8; 3];
+    client.read_exact(&mut back).map_err(|e| e.to_string())?;
+    ensure!(&back == b"hi\n", "echoed {back:?}");
+    let mut rest = [0u8; 1];
+    let n = client.read(&mut rest).map_err(|e| e.to_string())?;
+    ensure!(n == 0, "no end of stream after the child ended");
+    Ok(())
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--child-start") {
         return child_start_main();
@@ -359,6 +405,7 @@ fn main() {
         ("spawn and load errors", spawn_errors),
         ("spawn _start with args and env", spawn_start_with_config),
         ("preopens narrowed", preopens_narrowed),
+        ("network (refused, or a loopback round trip)", network),
     ];
     println!("selftest: root {}", self_pid());
     let (mut passed, mut failed) = (0, 0);

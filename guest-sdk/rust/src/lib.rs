@@ -17,6 +17,9 @@
 //!   argv, environment and preopened directories the parent chooses.
 //! - [`send_tagged`] and [`receive_tagged`] are raw messaging on tags of your
 //!   own choosing.
+//! - [`net`] has TCP and UDP sockets and name resolution (in a VM started
+//!   with `--allow-net`), std-like and blocking only the calling process;
+//!   sockets move between processes in messages.
 //!
 //! Everything here wraps the host functions of `host-api/SPEC.md` (see
 //! [`sys`]), and uses the constants of [`troupe_abi`]. The crate builds on
@@ -105,6 +108,7 @@
 
 mod error;
 mod message;
+pub mod net;
 mod process;
 mod registry;
 mod server;

@@ -100,7 +100,8 @@ impl Module {
 }
 
 /// How a spawned process is set up. Each field left `None` is inherited from
-/// the parent (its args, its environment, its preopened directories).
+/// the parent (its args, its environment, its preopened directories, its
+/// network permission).
 ///
 /// ```ignore
 /// let options = SpawnOptions::new()
@@ -127,6 +128,10 @@ pub struct SpawnOptions {
     pub fuel: Option<u64>,
     /// Whether the child may spawn processes (never if the parent may not).
     pub can_spawn: Option<bool>,
+    /// The child's network permission: `HOST[:PORT]` rules, each allowed by
+    /// the parent's own permission (`None`: the parent's; an empty list: no
+    /// network).
+    pub net: Option<Vec<String>>,
 }
 
 impl SpawnOptions {
@@ -203,6 +208,38 @@ impl SpawnOptions {
     /// Allows or forbids the child to spawn.
     pub fn can_spawn(mut self, allowed: bool) -> Self {
         self.can_spawn = Some(allowed);
+        self
+    }
+
+    /// Narrows the child's network permission to these rules, written as
+    /// `troupe run --allow-net=` takes them: `HOST[:PORT]`, where HOST is an
+    /// IP address (IPv6 in brackets), a host name or `*`, and no port means
+    /// any port. An empty list gives the child no network (see also
+    /// [`no_net`](Self::no_net)).
+    ///
+    /// Each rule must be allowed by this process's own permission (a rule
+    /// with the same host or `*`, and the same port or none): otherwise the
+    /// spawn fails with [`PERMISSION_DENIED`](troupe_abi::err::PERMISSION_DENIED)
+    /// naming the rule (a malformed rule:
+    /// [`INVALID_ARGUMENT`](troupe_abi::err::INVALID_ARGUMENT)). A child
+    /// never gets more network than its parent.
+    ///
+    /// ```ignore
+    /// // The child may only connect to (or listen on) 127.0.0.1:5432.
+    /// SpawnOptions::new().net(["127.0.0.1:5432"]).spawn(config, db_client)?;
+    /// ```
+    pub fn net<I, S>(mut self, rules: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.net = Some(rules.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The child gets no network at all (`net` with an empty list).
+    pub fn no_net(mut self) -> Self {
+        self.net = Some(Vec::new());
         self
     }
 
@@ -306,6 +343,7 @@ impl Config {
         let args = options.args.as_deref().map(nul_list).transpose()?;
         let envs = options.envs.as_deref().map(env_list).transpose()?;
         let preopens = options.preopens.as_deref().map(nul_list).transpose()?;
+        let net = options.net.as_deref().map(nul_list).transpose()?;
         let config = Config(unsafe { sys::config_new() });
         let check = |rc: i32| match rc {
             err::OK => Ok(()),
@@ -322,6 +360,10 @@ impl Config {
         if let Some(list) = &preopens {
             let (ptr, len) = (sys::ptr(list.as_ptr()), sys::len(list.len()));
             check(unsafe { sys::config_preopens_only(config.0, ptr, len) })?;
+        }
+        if let Some(list) = &net {
+            let (ptr, len) = (sys::ptr(list.as_ptr()), sys::len(list.len()));
+            check(unsafe { sys::config_set_net(config.0, ptr, len) })?;
         }
         if options.link {
             check(unsafe { sys::config_link(config.0) })?;
@@ -482,10 +524,16 @@ mod tests {
         let o = SpawnOptions::new()
             .args(["p", "1"])
             .env("K", "V")
-            .preopens(["/data"]);
+            .preopens(["/data"])
+            .net(["127.0.0.1:80", "*"]);
         assert_eq!(o.args, Some(vec!["p".to_string(), "1".to_string()]));
         assert_eq!(o.envs, Some(vec![("K".to_string(), "V".to_string())]));
         assert_eq!(o.preopens, Some(vec!["/data".to_string()]));
+        assert_eq!(
+            o.net,
+            Some(vec!["127.0.0.1:80".to_string(), "*".to_string()])
+        );
+        assert_eq!(SpawnOptions::new().no_net().net, Some(vec![]));
         // Inheriting everything needs no configuration (and no host call).
         assert_eq!(Config::new(&SpawnOptions::new()).unwrap().0, 0);
     }

@@ -80,6 +80,9 @@ host_functions! {
         fn config_set_fuel(config: i64, units: i64) -> i32;
         /// Allows (non-zero) or forbids (0) the child to spawn.
         fn config_set_can_spawn(config: i64, allowed: i32) -> i32;
+        /// Narrows the child's network permission: NUL-terminated
+        /// `HOST[:PORT]` rules (an empty list: no network).
+        fn config_set_net(config: i64, ptr: i32, len: i32) -> i32;
         /// Starts a new process running export `entry` of `module`.
         fn spawn(
             module: i64,
@@ -154,6 +157,60 @@ host_functions! {
         /// Cancels a timer: 1 if it had not fired, 0 otherwise.
         fn cancel_timer(reference: i64) -> i32;
     }
+    #[link(wasm_import_module = "troupe_net")]
+    {
+        /// Binds a TCP listener to `addr` (`HOST:PORT`); writes its `u64`
+        /// handle at `out_handle`.
+        fn tcp_listen(addr_ptr: i32, addr_len: i32, out_handle: i32) -> i32;
+        /// Waits up to `timeout_ns` (negative: forever) for a connection;
+        /// writes the new stream's handle.
+        fn tcp_accept(listener: i64, timeout_ns: i64, out_handle: i32) -> i32;
+        /// Connects to `addr` (`HOST:PORT`) within `timeout_ns`; writes the
+        /// stream's handle.
+        fn tcp_connect(addr_ptr: i32, addr_len: i32, timeout_ns: i64, out_handle: i32) -> i32;
+        /// Reads up to `buf_len` bytes; writes the count (`u32`, 0 at the end
+        /// of the stream) at `out_n`.
+        #[link_name = "read"]
+        fn net_read(stream: i64, buf_ptr: i32, buf_len: i32, timeout_ns: i64, out_n: i32) -> i32;
+        /// Writes all of `buf`; writes the count written (`u32`) at `out_n`.
+        #[link_name = "write"]
+        fn net_write(stream: i64, buf_ptr: i32, buf_len: i32, timeout_ns: i64, out_n: i32) -> i32;
+        /// Shuts the reading (0), writing (1) or both (2) halves of a stream.
+        fn shutdown(stream: i64, how: i32) -> i32;
+        /// Closes any socket and frees its handle.
+        fn close(handle: i64) -> i32;
+        /// Writes the socket's local address (`IP:PORT`) and its length.
+        fn local_addr(handle: i64, buf_ptr: i32, buf_len: i32, out_len: i32) -> i32;
+        /// Writes the stream's peer address (`IP:PORT`) and its length.
+        fn peer_addr(handle: i64, buf_ptr: i32, buf_len: i32, out_len: i32) -> i32;
+        /// Binds a UDP socket to `addr`; writes its handle.
+        fn udp_bind(addr_ptr: i32, addr_len: i32, out_handle: i32) -> i32;
+        /// Sends one datagram to `addr`; writes the count sent.
+        fn udp_send_to(
+            socket: i64,
+            buf_ptr: i32,
+            buf_len: i32,
+            addr_ptr: i32,
+            addr_len: i32,
+            timeout_ns: i64,
+            out_n: i32,
+        ) -> i32;
+        /// Waits for one datagram; writes its length and its sender's address.
+        fn udp_recv_from(
+            socket: i64,
+            buf_ptr: i32,
+            buf_len: i32,
+            timeout_ns: i64,
+            out_n: i32,
+            addr_ptr: i32,
+            addr_cap: i32,
+            out_addr_len: i32,
+        ) -> i32;
+        /// Resolves a host name to its IP addresses, each followed by `\n`.
+        fn resolve(name_ptr: i32, name_len: i32, buf_ptr: i32, buf_len: i32, out_len: i32) -> i32;
+        /// Marks a socket to move with the caller's next message.
+        fn attach(handle: i64) -> i32;
+    }
 }
 
 /// A pointer as the `i32` offset the host functions take. On wasm32 this is
@@ -190,9 +247,96 @@ mod tests {
             troupe_abi::module::MESSAGE,
             troupe_abi::module::REGISTRY,
             troupe_abi::module::TIMER,
+            troupe_abi::module::NET,
         ] {
             let attr = format!("#[link(wasm_import_module = \"{name}\")]");
             assert_eq!(src.matches(&attr).count(), 1, "missing {attr}");
         }
+    }
+
+    /// A host function's signature: (import module, name) -> (parameter
+    /// types, result type).
+    type Signatures = std::collections::BTreeMap<(String, String), (Vec<String>, Option<String>)>;
+
+    /// Parses `name(a: i32, b: i64) -> i32` (parameter names are ignored).
+    fn signature(text: &str) -> (String, Vec<String>, Option<String>) {
+        let open = text.find('(').expect("(");
+        let close = text.rfind(')').expect(")");
+        let name = text[..open].trim().to_string();
+        let params = text[open + 1..close]
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split(':').nth(1).expect("name: type").trim().to_string())
+            .collect();
+        let ret = text[close + 1..]
+            .trim()
+            .strip_prefix("->")
+            .map(|r| r.trim().trim_end_matches(';').trim().to_string());
+        (name, params, ret)
+    }
+
+    /// The functions `host-api/SPEC.md` declares, from its `### \`f(..)\``
+    /// headings under each `## Namespace \`module\``.
+    fn spec_signatures() -> Signatures {
+        let spec = include_str!("../../../host-api/SPEC.md");
+        let mut out = Signatures::new();
+        let mut module = None;
+        for line in spec.lines() {
+            if let Some(rest) = line.strip_prefix("## ") {
+                module = rest
+                    .strip_prefix("Namespace `")
+                    .map(|m| m.trim_end_matches('`').to_string());
+            } else if let (Some(m), Some(h)) = (&module, line.strip_prefix("### `")) {
+                let (name, params, ret) = signature(h.trim_end_matches('`'));
+                out.insert((m.clone(), name), (params, ret));
+            }
+        }
+        out
+    }
+
+    /// The functions declared above, with their import module and import
+    /// name (`#[link_name]` if given).
+    fn sys_signatures() -> Signatures {
+        let src = include_str!("sys.rs");
+        let start = src.find("\nhost_functions! {").expect("the invocation");
+        let body = &src[start..src[start..].find("\n}\n").unwrap() + start];
+        let mut out = Signatures::new();
+        let (mut module, mut link_name) = (String::new(), None);
+        let mut decl: Option<String> = None;
+        for line in body.lines().map(str::trim) {
+            if let Some(d) = &mut decl {
+                d.push_str(line);
+            } else if let Some(m) = line.strip_prefix("#[link(wasm_import_module = \"") {
+                module = m.trim_end_matches("\")]").to_string();
+            } else if let Some(n) = line.strip_prefix("#[link_name = \"") {
+                link_name = Some(n.trim_end_matches("\"]").to_string());
+            } else if let Some(f) = line.strip_prefix("fn ") {
+                decl = Some(f.to_string());
+            }
+            if decl.as_deref().is_some_and(|d| d.ends_with(';')) {
+                let (name, params, ret) = signature(&decl.take().unwrap());
+                let name = link_name.take().unwrap_or(name);
+                out.insert((module.clone(), name), (params, ret));
+            }
+        }
+        out
+    }
+
+    /// Every function of the SPEC is declared here with the same import
+    /// module, name, parameter types and result, and nothing else is.
+    #[test]
+    fn imports_match_the_spec() {
+        let spec = spec_signatures();
+        let sys = sys_signatures();
+        assert!(spec.len() > 40, "the SPEC parser found only {spec:?}");
+        for (key, sig) in &spec {
+            assert_eq!(sys.get(key), Some(sig), "{key:?} differs from the SPEC");
+        }
+        for key in sys.keys() {
+            assert!(spec.contains_key(key), "{key:?} is not in the SPEC");
+        }
+        assert!(spec.contains_key(&("troupe_net".into(), "udp_recv_from".into())));
+        assert!(spec.contains_key(&("troupe_process".into(), "config_set_net".into())));
     }
 }
