@@ -416,6 +416,11 @@ for _ in $(seq 300); do
   [ "$(docker_ inspect -f '{{.State.Status}}' troupe-e2e_check_1 2>/dev/null)" = exited ] && break
   sleep 0.2
 done
+# kv-client waits for kv, checks it, and exits.
+for _ in $(seq 300); do
+  [ "$(docker_ inspect -f '{{.State.Status}}' troupe-e2e_kv-client_1 2>/dev/null)" = exited ] && break
+  sleep 0.2
+done
 # heartbeat ticks every second: wait for its second tick.
 for _ in $(seq 75); do
   compose_ logs --no-color >"$T/out/compose-logs.txt" 2>&1
@@ -428,12 +433,18 @@ check "the workers service finishes its jobs (exit 0)" \
 check "the check service ran after it and passed (exit 0)" \
   bash -c "[ \"\$($DOCKER -H unix://$T/docker.sock inspect -f '{{.State.ExitCode}}' troupe-e2e_check_1)\" = 0 ]"
 check "the heartbeat service serves (ticks)" grep -q "heartbeat_1.*tick 2:" "$T/out/compose-logs.txt"
+check "kv-client reaches the kv service by name over the compose network (exit 0)" \
+  bash -c "[ \"\$($DOCKER -H unix://$T/docker.sock inspect -f '{{.State.ExitCode}}' troupe-e2e_kv-client_1)\" = 0 ] && grep -q 'kv-client.*OK' '$T/out/compose-logs.txt'"
+check "a crashing request handler in kv loses its connection only (kv still running)" \
+  bash -c "grep -q 'kv_1.*trapped: .*CRASH' '$T/out/compose-logs.txt' && [ \"\$($DOCKER -H unix://$T/docker.sock inspect -f '{{.State.Status}}' troupe-e2e_kv_1)\" = running ]"
 t0=$(date +%s%N)
 compose_ stop >/dev/null 2>&1
 t1=$(date +%s%N)
 hb_code=$(docker_ inspect -f '{{.State.ExitCode}}' troupe-e2e_heartbeat_1 2>/dev/null)
-note "docker-compose stop took $(( (t1 - t0) / 1000000 )) ms; heartbeat exited $hb_code"
+kv_code=$(docker_ inspect -f '{{.State.ExitCode}}' troupe-e2e_kv_1 2>/dev/null)
+note "docker-compose stop took $(( (t1 - t0) / 1000000 )) ms; heartbeat exited $hb_code, kv $kv_code"
 check "docker-compose stop stops it cleanly (SIGTERM: exit 143, not 137)" test "$hb_code" = 143
+check "docker-compose stop stops the kv service cleanly (exit 143)" test "$kv_code" = 143
 check "docker-compose down" quiet "$T/out/compose-down.txt" compose_ down --remove-orphans
 check "no compose container left" bash -c "[ -z \"\$($DOCKER -H unix://$T/docker.sock ps -aq)\" ]"
 

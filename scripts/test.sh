@@ -54,6 +54,8 @@ if [ -x benches/run.sh ]; then
   # The troupe binary the VM tests just built: building it again with
   # `-p troupe-vm` alone would compile wasmtime once more (other features).
   TROUPE_BIN="$TROUPE" bash benches/run.sh --quick --out "$CARGO_TARGET_DIR/bench-smoke"
+  step "network benchmark: smoke run (benches/kv.sh --quick)"
+  TROUPE_BIN="$TROUPE" bash benches/kv.sh --quick --out "$CARGO_TARGET_DIR/kv-smoke"
 fi
 
 echo

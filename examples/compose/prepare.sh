@@ -15,10 +15,11 @@ if [ ! -x "$static" ]; then
      CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --locked \
      --target x86_64-unknown-linux-musl -p troupe-vm --bin troupe)
 fi
-if [ ! -f "$guests/workers.wasm" ] || [ ! -f "$guests/heartbeat.wasm" ]; then
+if [ ! -f "$guests/workers.wasm" ] || [ ! -f "$guests/heartbeat.wasm" ] ||
+   [ ! -f "$guests/kv-server.wasm" ] || [ ! -f "$guests/kv-client.wasm" ]; then
   (cd "$root/examples" && cargo build --release --locked --target wasm32-wasip1)
 fi
 mkdir -p "$here/context"
 cp "$static" "$here/context/troupe"
-for m in workers heartbeat hello; do cp "$guests/$m.wasm" "$here/context/"; done
+for m in workers heartbeat hello kv-server kv-client; do cp "$guests/$m.wasm" "$here/context/"; done
 ls -l "$here/context"

@@ -477,3 +477,57 @@ fn names_resolve_with_permission() {
         ],
     );
 }
+
+/// `examples/kv-server` served to `examples/kv-client`, two VMs as in the
+/// compose stack: 6 client processes each set and read back 100 keys on
+/// their own connection; a `CRASH` request kills its handler, which loses
+/// its connection only (the server's supervision tree and store go on); and
+/// SIGTERM stops the server cleanly (exit 143).
+#[test]
+fn kv_server_serves_kv_client_and_a_crashing_handler_loses_only_its_connection() {
+    let mut server = Running::start(&["--allow-net=127.0.0.1"], "kv-server", &["127.0.0.1:0"]);
+    let addr = server.wait_line("kv-server: listening on ");
+    let out = troupe(&[
+        "run",
+        &format!("--allow-net={addr}"),
+        guest("kv-client").to_str().unwrap(),
+        &addr,
+        "6",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kv-client: {:?}\n{stdout}{}",
+        out.status,
+        text(&out.stderr)
+    );
+    for line in [
+        "kv-client: 6 clients set and read back 600 keys",
+        "kv-client: CRASH closed that connection only",
+        "kv-client: OK (the store kept its 600 keys)",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+    // The client may connect only where --allow-net says.
+    let other = TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = troupe(&[
+        "run",
+        &format!("--allow-net={addr}"),
+        guest("kv-client").to_str().unwrap(),
+        &other.local_addr().unwrap().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not allowed to connect to"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    let (status, _, stderr) = server.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("trapped: panicked at") && stderr.contains("CRASH"),
+        "the handler's crash is reported: {stderr}"
+    );
+}
