@@ -748,6 +748,36 @@ async fn tcp_connect<T: ProcessCtx>(
     }
 }
 
+/// Waits until `ready` says the socket is readable and runs `try_read` on
+/// the guest's buffer `buf_ptr..+buf_len` (already checked), again while it
+/// would block; within `timeout_ns`. The guest's memory is borrowed only
+/// between the waits.
+#[allow(clippy::too_many_arguments)]
+async fn read_ready<T: ProcessCtx, R, W: Future<Output = io::Result<()>>>(
+    caller: &mut Caller<'_, T>,
+    memory: &Memory,
+    buf_ptr: i32,
+    buf_len: i32,
+    what: &str,
+    timeout_ns: i64,
+    ready: impl Fn() -> W,
+    mut try_read: impl FnMut(&mut [u8]) -> io::Result<R>,
+) -> Result<R, HostError> {
+    let (at, len) = (buf_ptr as u32 as usize, buf_len as u32 as usize);
+    within(what, timeout_ns, async {
+        loop {
+            ready().await.map_err(|e| io_error(what, &e))?;
+            // The range was checked by the caller and memory never shrinks.
+            let buf = &mut memory.data_mut(&mut *caller)[at..at + len];
+            match try_read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                done => return done.map_err(|e| io_error(what, &e)),
+            }
+        }
+    })
+    .await
+}
+
 async fn read<T: ProcessCtx>(
     mut caller: Caller<'_, T>,
     handle: i64,
@@ -767,20 +797,16 @@ async fn read<T: ProcessCtx>(
     let Socket::Stream(stream) = &*socket else {
         unreachable!("checked by socket_of")
     };
-    let (at, len) = (buf_ptr as u32 as usize, buf_len as u32 as usize);
-    let caller_ref = &mut caller;
-    let result = within(F, timeout_ns, async {
-        loop {
-            stream.readable().await.map_err(|e| io_error("read", &e))?;
-            // The range was checked above and memory never shrinks.
-            let buf = &mut memory.data_mut(&mut *caller_ref)[at..at + len];
-            match stream.try_read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(io_error("read", &e)),
-            }
-        }
-    })
+    let result = read_ready(
+        &mut caller,
+        &memory,
+        buf_ptr,
+        buf_len,
+        F,
+        timeout_ns,
+        || stream.readable(),
+        |buf| stream.try_read(buf),
+    )
     .await;
     match result {
         Ok(n) => {
@@ -903,19 +929,16 @@ async fn udp_recv_from<T: ProcessCtx>(
     let Socket::Udp(udp) = &*socket else {
         unreachable!("checked by socket_of")
     };
-    let (at, len) = (buf_ptr as u32 as usize, buf_len as u32 as usize);
-    let caller_ref = &mut caller;
-    let result = within(F, timeout_ns, async {
-        loop {
-            udp.readable().await.map_err(|e| io_error("receive", &e))?;
-            let buf = &mut memory.data_mut(&mut *caller_ref)[at..at + len];
-            match udp.try_recv_from(buf) {
-                Ok(got) => return Ok(got),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(io_error("receive", &e)),
-            }
-        }
-    })
+    let result = read_ready(
+        &mut caller,
+        &memory,
+        buf_ptr,
+        buf_len,
+        F,
+        timeout_ns,
+        || udp.readable(),
+        |buf| udp.try_recv_from(buf),
+    )
     .await;
     match result {
         Ok((n, from)) => {
