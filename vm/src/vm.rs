@@ -178,10 +178,16 @@ impl Vm {
             .and_then(|_| troupe_host_api::register(&mut linker))
             .map_err(|e| RunError::Engine(format!("{e:#}")))?;
 
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.get_threads())
+        let threads = config.get_threads();
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder
+            .worker_threads(threads)
             .thread_name("troupe-sched")
-            .enable_all()
+            .enable_all();
+        if threads > 1 {
+            spin_before_park(&mut builder, threads);
+        }
+        let runtime = builder
             .build()
             .map_err(|e| RunError::Engine(format!("cannot start the scheduler: {e}")))?;
 
@@ -325,6 +331,52 @@ impl Vm {
     pub fn live_processes(&self) -> u32 {
         self.inner.live.load(Ordering::Relaxed)
     }
+}
+
+/// How long a worker that ran out of tasks spins before parking, while
+/// another worker is awake.
+const PARK_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Makes a worker that ran out of tasks spin for up to [`PARK_SPIN`] before
+/// it parks, as long as another worker is awake and the global queue is empty.
+///
+/// Why: tokio runs a task woken by the running one next (its LIFO slot), but at
+/// most 3 times in a row (`MAX_LIFO_POLLS_PER_TICK`, tokio 1.54); the 4th wake
+/// goes to the run queue and wakes an idle worker (an eventfd write or a futex,
+/// so an IPI). Two processes exchanging messages hit that every 2 round trips:
+/// with 2 threads the idle worker was woken ~100k times per 1M round trips,
+/// found nothing or stole the pair to its own core, and parked again; ping-pong
+/// ran at 470k round trips/s against 770k on 1 thread. A worker in this hook
+/// normally still counts as searching for work, and tokio wakes no worker while
+/// one searches, so the busy worker makes no syscall. The spin stops as soon as
+/// every other worker is parked too (an idle VM does not spin) or a task is in
+/// the global queue (woken from outside the workers: it would otherwise wait
+/// for the spin). Not used with 1 thread, whose worker has nobody to wait for.
+fn spin_before_park(builder: &mut tokio::runtime::Builder, threads: usize) {
+    let parked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let unparked = parked.clone();
+    builder
+        .on_thread_park(move || {
+            let start = std::time::Instant::now();
+            let global = tokio::runtime::Handle::try_current().ok();
+            let global_empty = || {
+                global
+                    .as_ref()
+                    .is_none_or(|h| h.metrics().global_queue_depth() == 0)
+            };
+            while parked.load(Ordering::Relaxed) + 1 < threads
+                && global_empty()
+                && start.elapsed() < PARK_SPIN
+            {
+                for _ in 0..32 {
+                    std::hint::spin_loop();
+                }
+            }
+            parked.fetch_add(1, Ordering::Relaxed);
+        })
+        .on_thread_unpark(move || {
+            unparked.fetch_sub(1, Ordering::Relaxed);
+        });
 }
 
 /// SIGTERM and SIGINT, listened for.
