@@ -28,12 +28,14 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use troupe::net::{TcpListener, TcpStream};
 use troupe::{
     call_named, receive_exit_from, trap_exit, CallResult, Caller, ChildSpec, ExitReason, Mailbox,
     Server, Strategy, Supervisor, SupervisorSpec,
 };
+
+mod protocol;
+use protocol::{parse, Command, Reply, Request};
 
 /// The name the store is registered under.
 const STORE: &str = "kv-store";
@@ -46,24 +48,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Store {
     data: HashMap<String, String>,
-}
-
-/// A request to the store (sent with `call`).
-#[derive(Debug, Serialize, Deserialize)]
-enum Request {
-    Set(String, String),
-    Get(String),
-    Del(String),
-    Count,
-}
-
-/// The store's answer.
-#[derive(Debug, Serialize, Deserialize)]
-enum Reply {
-    Ok,
-    Value(Option<String>),
-    Deleted(bool),
-    Count(u64),
 }
 
 impl Server for Store {
@@ -80,53 +64,12 @@ impl Server for Store {
     }
 
     fn handle_call(&mut self, request: Request, _: Caller<Reply>) -> CallResult<Reply> {
-        CallResult::Reply(match request {
-            Request::Set(key, value) => {
-                self.data.insert(key, value);
-                Reply::Ok
-            }
-            Request::Get(key) => Reply::Value(self.data.get(&key).cloned()),
-            Request::Del(key) => Reply::Deleted(self.data.remove(&key).is_some()),
-            Request::Count => Reply::Count(self.data.len() as u64),
-        })
+        CallResult::Reply(protocol::apply(&mut self.data, request))
     }
 }
 
 // ---------------------------------------------------------------------------
 // The protocol.
-
-/// What one line asks for.
-enum Command {
-    Store(Request),
-    Ping,
-    Crash,
-}
-
-/// Parses one line (without its `\n`): `None` if it is not a command with
-/// the right arguments. Command words are case-insensitive; a key is one
-/// word; a value is the rest of the line, spaces included.
-fn parse(line: &str) -> Option<Command> {
-    let (word, rest) = match line.split_once(' ') {
-        Some((word, rest)) => (word, Some(rest)),
-        None => (line, None),
-    };
-    let is_key = |k: &str| !k.is_empty() && !k.contains(' ');
-    Some(match (word.to_ascii_uppercase().as_str(), rest) {
-        ("SET", Some(rest)) => {
-            let (key, value) = rest.split_once(' ')?;
-            if !is_key(key) {
-                return None;
-            }
-            Command::Store(Request::Set(key.to_string(), value.to_string()))
-        }
-        ("GET", Some(key)) if is_key(key) => Command::Store(Request::Get(key.to_string())),
-        ("DEL", Some(key)) if is_key(key) => Command::Store(Request::Del(key.to_string())),
-        ("COUNT", None) => Command::Store(Request::Count),
-        ("PING", None) => Command::Ping,
-        ("CRASH", None) => Command::Crash,
-        _ => return None,
-    })
-}
 
 /// The reply line (with its `\n`) to one request line.
 fn respond(line: &str) -> String {
@@ -135,16 +78,12 @@ fn respond(line: &str) -> String {
         Some(Command::Ping) => return "PONG\n".to_string(),
         // Let it crash: this process dies, and its socket is closed with it.
         Some(Command::Crash) => panic!("CRASH requested by the client"),
-        None => return "ERR unknown command\n".to_string(),
+        None => return protocol::UNKNOWN.to_string(),
     };
     // The store's pid is looked up by name at each call: if the store was
     // restarted, the call goes to the new one.
     match call_named::<Store>(STORE, request, CALL_TIMEOUT) {
-        Ok(Reply::Ok) => "OK\n".to_string(),
-        Ok(Reply::Value(Some(value))) => format!("VALUE {value}\n"),
-        Ok(Reply::Value(None) | Reply::Deleted(false)) => "NOT_FOUND\n".to_string(),
-        Ok(Reply::Deleted(true)) => "DELETED\n".to_string(),
-        Ok(Reply::Count(n)) => format!("COUNT {n}\n"),
+        Ok(reply) => reply.line(),
         Err(e) => format!("ERR store unavailable: {e}\n"),
     }
 }

@@ -19,6 +19,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
+/// The protocol and the store's operations, the very code of the Troupe
+/// server (`examples/kv-server/src/protocol.rs`).
+#[path = "../../../src/protocol.rs"]
+mod protocol;
+use protocol::{parse, Command, Reply, Request};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "kv-native",
@@ -33,69 +39,13 @@ struct Args {
     threads: Option<usize>,
 }
 
-/// A request to the store.
-enum Request {
-    Set(String, String),
-    Get(String),
-    Del(String),
-    Count,
-}
-
-/// The store's answer.
-enum Reply {
-    Ok,
-    Value(Option<String>),
-    Deleted(bool),
-    Count(usize),
-}
-
 type Store = mpsc::UnboundedSender<(Request, oneshot::Sender<Reply>)>;
-
-/// What a line asks for.
-enum Command {
-    Store(Request),
-    Ping,
-    Crash,
-}
-
-/// Parses one line (without its `\n`); `None` for anything that is not a
-/// command with the right arguments. Command words are case-insensitive.
-fn parse(line: &str) -> Option<Command> {
-    let (word, rest) = match line.split_once(' ') {
-        Some((word, rest)) => (word, Some(rest)),
-        None => (line, None),
-    };
-    let key = |k: &str| !k.is_empty() && !k.contains(' ');
-    Some(match (word.to_ascii_uppercase().as_str(), rest) {
-        ("SET", Some(rest)) => {
-            let (k, v) = rest.split_once(' ')?;
-            if !key(k) {
-                return None;
-            }
-            Command::Store(Request::Set(k.to_string(), v.to_string()))
-        }
-        ("GET", Some(k)) if key(k) => Command::Store(Request::Get(k.to_string())),
-        ("DEL", Some(k)) if key(k) => Command::Store(Request::Del(k.to_string())),
-        ("COUNT", None) => Command::Store(Request::Count),
-        ("PING", None) => Command::Ping,
-        ("CRASH", None) => Command::Crash,
-        _ => return None,
-    })
-}
 
 /// The store: one task owning the map, answering requests in order.
 async fn store(mut requests: mpsc::UnboundedReceiver<(Request, oneshot::Sender<Reply>)>) {
     let mut data: HashMap<String, String> = HashMap::new();
     while let Some((request, reply)) = requests.recv().await {
-        let answer = match request {
-            Request::Set(k, v) => {
-                data.insert(k, v);
-                Reply::Ok
-            }
-            Request::Get(k) => Reply::Value(data.get(&k).cloned()),
-            Request::Del(k) => Reply::Deleted(data.remove(&k).is_some()),
-            Request::Count => Reply::Count(data.len()),
-        };
+        let answer = protocol::apply(&mut data, request);
         let _ = reply.send(answer); // the connection may have gone
     }
 }
@@ -106,18 +56,14 @@ async fn respond(line: &str, store: &Store) -> String {
         Some(Command::Store(request)) => request,
         Some(Command::Ping) => return "PONG\n".to_string(),
         Some(Command::Crash) => panic!("CRASH requested by the client"),
-        None => return "ERR unknown command\n".to_string(),
+        None => return protocol::UNKNOWN.to_string(),
     };
     let (tx, rx) = oneshot::channel();
     if store.send((request, tx)).is_err() {
         return "ERR store unavailable\n".to_string();
     }
     match rx.await {
-        Ok(Reply::Ok) => "OK\n".to_string(),
-        Ok(Reply::Value(Some(v))) => format!("VALUE {v}\n"),
-        Ok(Reply::Value(None)) | Ok(Reply::Deleted(false)) => "NOT_FOUND\n".to_string(),
-        Ok(Reply::Deleted(true)) => "DELETED\n".to_string(),
-        Ok(Reply::Count(n)) => format!("COUNT {n}\n"),
+        Ok(reply) => reply.line(),
         Err(_) => "ERR store unavailable\n".to_string(),
     }
 }
