@@ -12,7 +12,7 @@
 //! repetition starts, so that changes in the machine's load hit both alike.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -22,6 +22,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde::Serialize;
 use serde_json::Value;
+use troupe_benches::{now_utc, run_with_timeout};
 
 #[derive(Parser, Debug)]
 #[command(about = "kv benchmark: the kv-server example on Troupe vs the same service in tokio")]
@@ -411,7 +412,8 @@ fn measure(
     let mut peak = None;
     let result = run_with_timeout(cmd, Duration::from_secs(120), &mut || {
         peak = peak.max(server.rss_bytes());
-    });
+    })
+    .map_err(|e| format!("kv-load: {e}"));
     run.server_rss_bytes = peak;
     // A server that died during the load is a failure even if the client
     // did not notice.
@@ -469,51 +471,6 @@ fn command(cli: &Cli, program: &Path) -> Command {
         }
         None => Command::new(program),
     }
-}
-
-/// Runs `cmd` to completion (killing it after `timeout`), calling `on_tick`
-/// every 10 ms meanwhile: its status, stdout and stderr.
-fn run_with_timeout(
-    mut cmd: Command,
-    timeout: Duration,
-    on_tick: &mut dyn FnMut(),
-) -> Result<(std::process::ExitStatus, String, String), String> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("piped")));
-    let err = drain(Box::new(child.stderr.take().expect("piped")));
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if start.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("kv-load timed out after {}s", timeout.as_secs()));
-            }
-            Ok(None) => {
-                on_tick();
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(format!("wait: {e}")),
-        }
-    };
-    Ok((
-        status,
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    ))
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -717,29 +674,6 @@ fn probe_machine() -> Machine {
         loadavg_at_end: String::new(),
         open_files_limit: None,
     }
-}
-
-/// Current UTC time as `YYYY-MM-DD HH:MM` (as in the `bench` runner).
-fn now_utc() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60
-    )
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! Running one benchmark process and parsing its one-line JSON result.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
+use troupe_benches::run_with_timeout;
 
 use crate::cases::Case;
 
@@ -18,42 +18,8 @@ pub struct Sample {
 }
 
 /// Run `cmd` (killing it after `timeout`) and parse its result line.
-pub fn run(
-    mut cmd: Command,
-    case: &Case,
-    threads: usize,
-    timeout: Duration,
-) -> Result<Sample, String> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("piped")));
-    let err = drain(Box::new(child.stderr.take().expect("piped")));
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if start.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("timed out after {}s", timeout.as_secs()));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("wait: {e}")),
-        }
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+pub fn run(cmd: Command, case: &Case, threads: usize, timeout: Duration) -> Result<Sample, String> {
+    let (status, stdout, stderr) = run_with_timeout(cmd, timeout, &mut || {})?;
     if !status.success() {
         return Err(format!("{status}; stderr: {}", tail(&stderr)));
     }
