@@ -87,3 +87,38 @@ pub fn parse(line: &str) -> Option<Command> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> bool {
+        parse(line).is_some()
+    }
+
+    #[test]
+    fn the_grammar() {
+        assert!(ok("SET k some value with spaces"));
+        assert!(ok("SET k "));
+        assert!(ok("set k v"));
+        assert!(!ok("SET k"));
+        assert!(!ok("SET  v"));
+        assert!(ok("GET k"));
+        assert!(!ok("GET"));
+        assert!(!ok("GET a b"));
+        assert!(ok("DEL k"));
+        assert!(ok("COUNT"));
+        assert!(!ok("COUNT x"));
+        assert!(ok("PING"));
+        assert!(ok("CRASH"));
+        assert!(!ok(""));
+        assert!(!ok("FLY away"));
+        match parse("SET k a b ") {
+            Some(Command::Store(Request::Set(k, v))) => {
+                assert_eq!(k, "k");
+                assert_eq!(v, "a b ");
+            }
+            _ => panic!("SET parses"),
+        }
+    }
+}
