@@ -31,12 +31,30 @@ pub enum Socket {
     Udp(UdpSocket),
 }
 
+/// The kinds of [`Socket`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Listener,
+    Stream,
+    Udp,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Listener => "a TCP listener",
+            Kind::Stream => "a TCP stream",
+            Kind::Udp => "a UDP socket",
+        })
+    }
+}
+
 impl Socket {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
-            Socket::Listener(_) => "a TCP listener",
-            Socket::Stream(_) => "a TCP stream",
-            Socket::Udp(_) => "a UDP socket",
+            Socket::Listener(_) => Kind::Listener,
+            Socket::Stream(_) => Kind::Stream,
+            Socket::Udp(_) => Kind::Udp,
         }
     }
 
@@ -463,9 +481,13 @@ fn denied(action: &str, addr: &str, policy: &NetPolicy) -> HostError {
     )
 }
 
-/// The socket `handle` of the caller, as long as it is of a kind `pick`
-/// accepts.
-fn socket_of<T: ProcessCtx>(ctx: &T, handle: i64, wanted: &str) -> Result<SocketRef, HostError> {
+/// The socket `handle` of the caller, as long as it is of the kind
+/// `wanted` (`None`: any kind).
+fn socket_of<T: ProcessCtx>(
+    ctx: &T,
+    handle: i64,
+    wanted: Option<Kind>,
+) -> Result<SocketRef, HostError> {
     let handle = handle as u64;
     let socket = ctx.sockets().get(handle).ok_or_else(|| {
         host_error(
@@ -476,24 +498,13 @@ fn socket_of<T: ProcessCtx>(ctx: &T, handle: i64, wanted: &str) -> Result<Socket
             ),
         )
     })?;
-    let ok = match wanted {
-        "stream" => matches!(*socket, Socket::Stream(_)),
-        "listener" => matches!(*socket, Socket::Listener(_)),
-        "udp" => matches!(*socket, Socket::Udp(_)),
-        _ => true,
-    };
-    if !ok {
-        let wanted = match wanted {
-            "stream" => "a TCP stream",
-            "listener" => "a TCP listener",
-            _ => "a UDP socket",
-        };
-        return Err(host_error(
+    match wanted {
+        Some(kind) if kind != socket.kind() => Err(host_error(
             err::BAD_HANDLE,
-            format!("socket {handle} is {}, not {wanted}", socket.kind()),
-        ));
+            format!("socket {handle} is {}, not {kind}", socket.kind()),
+        )),
+        _ => Ok(socket),
     }
-    Ok(socket)
 }
 
 /// Records `e` (if any) and returns the code.
@@ -691,7 +702,7 @@ async fn tcp_accept<T: ProcessCtx>(
     const F: &str = "troupe_net::tcp_accept";
     let memory = memory_of(&caller, F)?;
     slice(&memory, &caller, F, "out_handle", out_handle, 8)?;
-    let result = match socket_of(caller.data(), listener, "listener") {
+    let result = match socket_of(caller.data(), listener, Some(Kind::Listener)) {
         Err(e) => Err(e),
         Ok(socket) => {
             let Socket::Listener(l) = &*socket else {
@@ -790,7 +801,7 @@ async fn read<T: ProcessCtx>(
     let memory = memory_of(&caller, F)?;
     slice(&memory, &caller, F, "buf", buf_ptr, buf_len)?;
     slice(&memory, &caller, F, "out_n", out_n, 4)?;
-    let socket = match socket_of(caller.data(), handle, "stream") {
+    let socket = match socket_of(caller.data(), handle, Some(Kind::Stream)) {
         Ok(s) => s,
         Err(e) => return Ok(caller.data_mut().record_error(e)),
     };
@@ -829,7 +840,7 @@ async fn write<T: ProcessCtx>(
     let memory = memory_of(&caller, F)?;
     slice(&memory, &caller, F, "buf", buf_ptr, buf_len)?;
     slice(&memory, &caller, F, "out_n", out_n, 4)?;
-    let socket = match socket_of(caller.data(), handle, "stream") {
+    let socket = match socket_of(caller.data(), handle, Some(Kind::Stream)) {
         Ok(s) => s,
         Err(e) => return Ok(caller.data_mut().record_error(e)),
     };
@@ -880,7 +891,7 @@ async fn udp_send_to<T: ProcessCtx>(
         Ok(a) => a,
         Err(e) => return Ok(caller.data_mut().record_error(e)),
     };
-    let socket = match socket_of(caller.data(), handle, "udp") {
+    let socket = match socket_of(caller.data(), handle, Some(Kind::Udp)) {
         Ok(s) => s,
         Err(e) => return Ok(caller.data_mut().record_error(e)),
     };
@@ -922,7 +933,7 @@ async fn udp_recv_from<T: ProcessCtx>(
     slice(&memory, &caller, F, "out_n", out_n, 4)?;
     slice(&memory, &caller, F, "addr", addr_ptr, addr_cap)?;
     slice(&memory, &caller, F, "out_addr_len", out_addr_len, 4)?;
-    let socket = match socket_of(caller.data(), handle, "udp") {
+    let socket = match socket_of(caller.data(), handle, Some(Kind::Udp)) {
         Ok(s) => s,
         Err(e) => return Ok(caller.data_mut().record_error(e)),
     };
@@ -1006,7 +1017,7 @@ async fn resolve<T: ProcessCtx>(
 }
 
 fn shutdown<T: ProcessCtx>(mut caller: Caller<'_, T>, handle: i64, how: i32) -> i32 {
-    let result = socket_of(caller.data(), handle, "stream").and_then(|socket| {
+    let result = socket_of(caller.data(), handle, Some(Kind::Stream)).and_then(|socket| {
         let Socket::Stream(stream) = &*socket else {
             unreachable!("checked by socket_of")
         };
@@ -1035,14 +1046,14 @@ fn close<T: ProcessCtx>(mut caller: Caller<'_, T>, handle: i64) -> i32 {
             state.attachments().retain(|h| *h != handle as u64);
             Ok(())
         }
-        None => socket_of(&*state, handle, "socket").map(drop),
+        None => socket_of(&*state, handle, None).map(drop),
     };
     finish(&mut caller, result)
 }
 
 fn attach<T: ProcessCtx>(mut caller: Caller<'_, T>, handle: i64) -> i32 {
     let state = caller.data_mut();
-    let result = socket_of(&*state, handle, "socket").map(|_| {
+    let result = socket_of(&*state, handle, None).map(|_| {
         let pending = state.attachments();
         if !pending.contains(&(handle as u64)) {
             pending.push(handle as u64);
@@ -1063,7 +1074,7 @@ fn addr_of<T: ProcessCtx>(
     let memory = memory_of(&caller, f)?;
     slice(&memory, &caller, f, "buf", buf_ptr, buf_len)?;
     slice(&memory, &caller, f, "out_len", out_len, 4)?;
-    let wanted = if peer { "stream" } else { "socket" };
+    let wanted = peer.then_some(Kind::Stream);
     let addr = socket_of(caller.data(), handle, wanted).and_then(|socket| {
         let a = match &*socket {
             Socket::Stream(s) if peer => s.peer_addr(),
