@@ -3,8 +3,12 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::Duration;
+
+use atomic_waker::AtomicWaker;
 
 use troupe_abi::{err, val};
 pub use troupe_host_api::{ExitReason, Limit};
@@ -31,7 +35,13 @@ pub struct ProcessShared {
     pub sockets: Arc<Sockets>,
     signals: Mutex<Signals>,
     kill: Mutex<Option<ExitReason>>,
-    killed: tokio::sync::Notify,
+    /// Set (after `kill`) when the process has been killed; its task checks
+    /// it each time it is polled, and `kill_waker` wakes a waiting task.
+    killed: AtomicBool,
+    kill_waker: AtomicWaker,
+    /// The preemption tick in which the process last got a worker thread
+    /// (see `VmInner::ticks`); read by the epoch-deadline callback.
+    pub(crate) slice_start: AtomicU64,
 }
 
 /// What exit signals need to know about a process.
@@ -58,7 +68,9 @@ impl ProcessShared {
                 names: Vec::new(),
             }),
             kill: Mutex::new(None),
-            killed: tokio::sync::Notify::new(),
+            killed: AtomicBool::new(false),
+            kill_waker: AtomicWaker::new(),
+            slice_start: AtomicU64::new(0),
         }
     }
 
@@ -71,19 +83,35 @@ impl ProcessShared {
         let mut slot = lock(&self.kill);
         if slot.is_none() {
             *slot = Some(reason);
-            self.killed.notify_one();
+            self.killed.store(true, Ordering::Release);
+            self.kill_waker.wake();
         }
     }
 
-    /// Resolves when the process has been killed, with the reason.
-    pub(crate) async fn wait_killed(&self) -> ExitReason {
-        loop {
-            let reason = lock(&self.kill).clone();
-            if let Some(reason) = reason {
-                return reason;
+    /// Runs a process's call until it returns or the process is killed:
+    /// `Ok(output)`, or `Err(reason)` if it was killed first. Each poll (each
+    /// time the process gets a worker thread) also records the preemption
+    /// tick it started in (`slice_start`).
+    ///
+    /// The kill check is an atomic load and the waker an `AtomicWaker`, so a
+    /// process pays no lock per resume for being killable.
+    pub(crate) async fn run_killable<F: Future>(
+        &self,
+        ticks: &AtomicU64,
+        call: F,
+    ) -> Result<F::Output, ExitReason> {
+        let mut call = std::pin::pin!(call);
+        std::future::poll_fn(|cx| {
+            self.kill_waker.register(cx.waker());
+            if self.killed.load(Ordering::Acquire) {
+                let reason = lock(&self.kill).clone().expect("set before `killed`");
+                return Poll::Ready(Err(reason));
             }
-            self.killed.notified().await;
-        }
+            self.slice_start
+                .store(ticks.load(Ordering::Relaxed), Ordering::Relaxed);
+            call.as_mut().poll(cx).map(Ok)
+        })
+        .await
     }
 
     /// An exit signal from `from` arrives (Erlang's rules: see SPEC.md).

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use dashmap::DashMap;
+// Pids and references are the VM's own counters, not input a guest picks, so
+// the maps keyed by them use a fast hash instead of SipHash.
+use rustc_hash::FxBuildHasher;
 use troupe_abi::err;
 use troupe_host_api::{HostError, Message, NoProcess};
 use wasmtime::{
@@ -25,21 +28,27 @@ pub(crate) struct VmInner {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<ProcessState>,
     pub(crate) modules: ModuleCache,
-    processes: DashMap<u64, Arc<ProcessShared>>,
+    processes: DashMap<u64, Arc<ProcessShared>, FxBuildHasher>,
     next_pid: AtomicU64,
     live: AtomicU32,
+    /// Processes ended so far (slots given back).
+    exits: AtomicU64,
     max_processes: u32,
     /// About how many processes the kernel's `vm.max_map_count` allows.
     map_limit: Option<u64>,
     warned_map_limit: AtomicBool,
+    /// Preemption ticks so far: the ticker bumps it just before the engine's
+    /// epoch. A process that got its thread in the current tick has not used
+    /// up its time slice (see the epoch-deadline callback in `spawn`).
+    ticks: Arc<AtomicU64>,
     fuel: Option<u64>,
     /// The name registry.
     registry: DashMap<String, u64>,
     /// Live monitors: reference -> (watcher, target).
-    monitors: DashMap<u64, (u64, u64)>,
+    monitors: DashMap<u64, (u64, u64), FxBuildHasher>,
     /// Pending timers: reference -> the task that fires it (set just after
     /// the task is spawned).
-    timers: DashMap<u64, Option<tokio::task::AbortHandle>>,
+    timers: DashMap<u64, Option<tokio::task::AbortHandle>, FxBuildHasher>,
     /// Monitor and timer references.
     next_ref: AtomicU64,
     max_memory: u64,
@@ -192,15 +201,18 @@ impl Vm {
             .map_err(|e| RunError::Engine(format!("cannot start the scheduler: {e}")))?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
+        let ticks = Arc::new(AtomicU64::new(0));
         let ticker = {
             let engine = engine.clone();
             let stop = stop_ticker.clone();
+            let ticks = ticks.clone();
             let tick = config.preemption_tick;
             std::thread::Builder::new()
                 .name("troupe-epoch".into())
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(tick);
+                        ticks.fetch_add(1, Ordering::Relaxed);
                         engine.increment_epoch();
                     }
                 })
@@ -213,16 +225,18 @@ impl Vm {
             engine,
             linker,
             modules: ModuleCache::default(),
-            processes: DashMap::new(),
+            processes: DashMap::with_hasher(FxBuildHasher),
             next_pid: AtomicU64::new(1),
             live: AtomicU32::new(0),
+            exits: AtomicU64::new(0),
             max_processes: n,
             map_limit,
             warned_map_limit: AtomicBool::new(false),
+            ticks,
             fuel: config.fuel,
             registry: DashMap::new(),
-            monitors: DashMap::new(),
-            timers: DashMap::new(),
+            monitors: DashMap::with_hasher(FxBuildHasher),
+            timers: DashMap::with_hasher(FxBuildHasher),
             next_ref: AtomicU64::new(1),
             max_memory: config.max_memory,
         });
@@ -431,8 +445,13 @@ struct LiveSlot(Arc<VmInner>);
 impl Drop for LiveSlot {
     fn drop(&mut self) {
         self.0.live.fetch_sub(1, Ordering::AcqRel);
+        self.0.exits.fetch_add(1, Ordering::Release);
     }
 }
+
+/// How long `spawn` waits on a full pool during which no process ends, before
+/// it gives up with `RESOURCE_LIMIT`.
+const FULL_POOL_PATIENCE: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl VmInner {
     pub(crate) fn load_module(
@@ -468,12 +487,8 @@ impl VmInner {
             .entry_params(entry, params.len())
             .map_err(|e| HostError::new(err::NO_SUCH_EXPORT, e.to_string()))?;
 
-        let live = self.live.fetch_add(1, Ordering::AcqRel) + 1;
-        let slot = LiveSlot(self.clone());
-        if live > self.max_processes {
-            return Err(self.pool_full());
-        }
-        self.warn_map_limit(live);
+        let slot = self.reserve_slot().await?;
+        self.warn_map_limit(self.live.load(Ordering::Relaxed));
 
         // Without preopens the context cannot fail to build: it is built on
         // the process's first WASI call (see `ProcessState::wasi`).
@@ -506,8 +521,19 @@ impl VmInner {
                 .set_fuel(fuel.unwrap_or(u64::MAX))
                 .expect("the engine meters fuel");
         }
+        // Preemption: a store's deadline is the next tick, and at the deadline
+        // the process yields its thread, unless it got the thread during the
+        // current tick. A process that waited (for a message, a timer, a
+        // socket) past its deadline gets a fresh slice when it runs again,
+        // as in Erlang, instead of yielding at once: that extra trip through
+        // tokio's queue doubled the cost of a ring hop with 10,000 processes.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|_| {
+        store.epoch_deadline_callback(|s| {
+            let state = s.data();
+            let now = state.vm.ticks.load(Ordering::Relaxed);
+            if state.shared.slice_start.load(Ordering::Relaxed) >= now {
+                return Ok(UpdateDeadline::Continue(1));
+            }
             Ok(UpdateDeadline::YieldCustom(
                 1,
                 Box::pin(tokio::task::yield_now()),
@@ -543,12 +569,10 @@ impl VmInner {
             let mut results = vec![Val::I32(0); func.ty(&store).results().len()];
             // `own`: the reason is this process's own doing (not an exit
             // signal from another process).
-            let (reason, own) = tokio::select! {
-                biased;
-                reason = shared.wait_killed() => (reason, false),
-                result = func.call_async(&mut store, &params, &mut results) => {
-                    (exit_reason(result), true)
-                }
+            let call = func.call_async(&mut store, &params, &mut results);
+            let (reason, own) = match shared.run_killable(&vm.ticks, call).await {
+                Ok(result) => (exit_reason(result), true),
+                Err(reason) => (reason, false),
             };
             vm.process_ended(&shared, &reason);
             drop(store);
@@ -763,6 +787,34 @@ impl VmInner {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Takes one of the `--max-processes` slots. On a full pool, waits while
+    /// processes keep ending: a parent spawning short-lived children in a
+    /// loop can outrun them (tokio runs a preempted task again before the
+    /// children that overflowed into its global queue), and should be slowed
+    /// to their pace rather than fail. Gives up with `RESOURCE_LIMIT` once
+    /// [`FULL_POOL_PATIENCE`] passes without any process ending.
+    async fn reserve_slot(self: &Arc<Self>) -> Result<LiveSlot, HostError> {
+        let mut exits = self.exits.load(Ordering::Acquire);
+        let mut since: Option<std::time::Instant> = None;
+        loop {
+            if self.live.fetch_add(1, Ordering::AcqRel) < self.max_processes {
+                return Ok(LiveSlot(self.clone()));
+            }
+            // Not a slot after all: give it back (not an exit).
+            self.live.fetch_sub(1, Ordering::AcqRel);
+            let now = std::time::Instant::now();
+            let seen = self.exits.load(Ordering::Acquire);
+            if seen != exits {
+                exits = seen;
+                since = Some(now);
+            }
+            if now.duration_since(*since.get_or_insert(now)) > FULL_POOL_PATIENCE {
+                return Err(self.pool_full());
+            }
+            tokio::task::yield_now().await;
         }
     }
 

@@ -28,6 +28,25 @@ fn ten_thousand_processes_spawn_report_and_all_exit() {
 }
 
 #[test]
+fn a_spawn_loop_is_slowed_to_its_exiting_children_by_a_full_pool_not_failed() {
+    // 20,000 short-lived children through a pool of 100 slots, on one thread:
+    // the parent outruns its children, finds the pool full, and waits while
+    // they end instead of failing.
+    let r = run(
+        VmConfig::new().threads(1).max_processes(100),
+        "spawn_many",
+        &["20000"],
+    );
+    assert_normal(&r);
+    assert!(
+        r.stdout
+            .contains("spawned 20000, reported 20000, still alive 0"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
 fn an_infinite_loop_does_not_starve_other_processes_on_one_thread() {
     let r = run(VmConfig::new().threads(1), "busy_loop", &["3"]);
     assert_normal(&r);
