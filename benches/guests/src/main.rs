@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use troupe::{receive_tagged, send_tagged, spawn, Mailbox, Process, SpawnOptions};
 
+#[path = "../../kernels.rs"]
+mod kernels;
+use kernels::{memloop, xorshift32, XORSHIFT_SEED};
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((workload, raw)) = args.split_first() else {
@@ -48,6 +52,7 @@ fn main() {
         "fanin" => fanin(p("producers"), p("msgs")),
         "payload" => payload(p("size") as usize, p("rounds")),
         "preemption" => preemption(p("iters"), threads.unwrap_or(1)),
+        "bounds" => bounds(p("passes"), p("reserve_mib")),
         _ => unreachable!("listed in WORKLOADS"),
     };
     emit(w.name, threads, &params, &out);
@@ -89,6 +94,12 @@ const WORKLOADS: &[Workload] = &[
     Workload {
         name: "preemption",
         defaults: &[("iters", 200_000_000)],
+    },
+    Workload {
+        name: "bounds",
+        // `reserve_mib` is the VM's `--max-memory`, set by the runner; the
+        // guest only reports it.
+        defaults: &[("reserve_mib", 64), ("passes", 5_000)],
     },
 ];
 
@@ -452,20 +463,6 @@ fn payload(size: usize, rounds: u64) -> Outcome {
     }
 }
 
-/// The compute loop of `preemption`: `iters` rounds of xorshift32 from `x`.
-/// The same function is in `tokio_baseline.rs` (native) and
-/// `troupe_bench.erl`; all three print the same `checksum`.
-#[inline(never)]
-fn xorshift32(mut x: u32, iters: u64) -> u32 {
-    for _ in 0..iters {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-    }
-    x
-}
-
-const XORSHIFT_SEED: u32 = 2_463_534_242;
 /// Spinners check for "stop" every this many iterations (about a millisecond).
 const SPIN_CHUNK: u64 = 1 << 20;
 
@@ -517,6 +514,25 @@ fn preemption(iters: u64, threads: u64) -> Outcome {
             ("slowdown", shared.as_secs_f64() / alone.as_secs_f64()),
             ("spinners", n_spinners as f64),
             ("ns_per_iter", alone.as_secs_f64() * 1e9 / iters as f64),
+            ("checksum", checksum as f64),
+        ],
+    }
+}
+
+/// bounds: `kernels::memloop` timed in one process. The runner runs it with
+/// `--max-memory 64M` (the default: wasmtime bounds-checks every load and
+/// store) and `4096M` (a 4 GiB reservation: the checks are elided), so the
+/// two Troupe rows differ only by the bounds checks.
+fn bounds(passes: u64, reserve_mib: u64) -> Outcome {
+    let t0 = Instant::now();
+    let checksum = std::hint::black_box(memloop(std::hint::black_box(passes)));
+    let el = t0.elapsed();
+    Outcome {
+        value: ms(el),
+        unit: "ms",
+        elapsed_ms: ms(el),
+        extra: vec![
+            ("reserve_mib", reserve_mib as f64),
             ("checksum", checksum as f64),
         ],
     }

@@ -17,6 +17,10 @@ use clap::{Parser, ValueEnum};
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 
+#[path = "../../kernels.rs"]
+mod kernels;
+use kernels::{memloop, xorshift32, XORSHIFT_SEED};
+
 #[derive(Parser, Debug)]
 #[command(about = "tokio baseline for the Troupe benchmarks (prints one JSON line)")]
 struct Cli {
@@ -39,6 +43,7 @@ enum Workload {
     Fanin,
     Payload,
     Preemption,
+    Bounds,
 }
 
 impl Workload {
@@ -51,6 +56,7 @@ impl Workload {
             Workload::Fanin => "fanin",
             Workload::Payload => "payload",
             Workload::Preemption => "preemption",
+            Workload::Bounds => "bounds",
         }
     }
 
@@ -64,6 +70,8 @@ impl Workload {
             Workload::Fanin => &[("producers", 1_000), ("msgs", 1_000)],
             Workload::Payload => &[("size", 1024), ("rounds", 100_000)],
             Workload::Preemption => &[("iters", 200_000_000)],
+            // `reserve_mib` only matters to Troupe (its `--max-memory`).
+            Workload::Bounds => &[("reserve_mib", 64), ("passes", 5_000)],
         }
     }
 }
@@ -129,6 +137,7 @@ fn main() -> Result<()> {
             Workload::Fanin => fanin(p("producers"), p("msgs")).await,
             Workload::Payload => payload(p("size"), p("rounds")).await,
             Workload::Preemption => preemption(p("iters") as u64).await,
+            Workload::Bounds => bounds(p("passes") as u64).await,
         }
     };
     let out = rt.block_on(async move { tokio::spawn(job).await })??;
@@ -403,21 +412,6 @@ async fn fanin(producers: usize, msgs: usize) -> Result<Outcome> {
     })
 }
 
-/// The compute loop of `preemption`: `iters` rounds of xorshift32 from `x`.
-/// The same function as in the Troupe guest (`guests/src/main.rs`) and the
-/// Erlang baseline; all three report the same `checksum`.
-#[inline(never)]
-fn xorshift32(mut x: u32, iters: u64) -> u32 {
-    for _ in 0..iters {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-    }
-    x
-}
-
-const XORSHIFT_SEED: u32 = 2_463_534_242;
-
 /// preemption, native reference: the loop alone, in a task. tokio cannot
 /// preempt a task that never awaits, so there is no shared run here (a
 /// spinning task would hold its worker forever).
@@ -433,5 +427,19 @@ async fn preemption(iters: u64) -> Result<Outcome> {
             ("ns_per_iter", el.as_secs_f64() * 1e9 / iters as f64),
             ("checksum", checksum as f64),
         ],
+    })
+}
+
+/// bounds, native reference: `kernels::memloop`, compiled by LLVM for the
+/// host (where it may use SIMD, which the Wasm build does not).
+async fn bounds(passes: u64) -> Result<Outcome> {
+    let t0 = Instant::now();
+    let checksum = std::hint::black_box(memloop(std::hint::black_box(passes)));
+    let el = t0.elapsed();
+    Ok(Outcome {
+        value: ms(el),
+        unit: "ms",
+        elapsed_ms: ms(el),
+        extra: vec![("checksum", checksum as f64)],
     })
 }

@@ -98,6 +98,25 @@ pub const WORKLOADS: &[WorkloadSpec] = &[
         full: &[&[("iters", 200_000_000)]],
         quick: &[&[("iters", 20_000_000)]],
     },
+    // A load- and store-heavy loop (`kernels.rs`), timed in one process:
+    // Troupe runs it with `--max-memory` = `reserve_mib`, so with 64 MiB
+    // (the default: explicit bounds checks on every access) and with 4 GiB
+    // (checks elided): the two Troupe rows differ only by the checks. Not in
+    // Erlang (no linear memory).
+    WorkloadSpec {
+        name: "bounds",
+        better: Better::Lower,
+        unit: "ms",
+        details: &["checksum"],
+        full: &[
+            &[("reserve_mib", 64), ("passes", 5_000)],
+            &[("reserve_mib", 4096), ("passes", 5_000)],
+        ],
+        quick: &[
+            &[("reserve_mib", 64), ("passes", 300)],
+            &[("reserve_mib", 4096), ("passes", 300)],
+        ],
+    },
 ];
 
 /// One concrete benchmark: a workload with fixed parameters.

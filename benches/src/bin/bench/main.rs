@@ -24,7 +24,7 @@ struct Cli {
     /// Smoke run for CI: small sizes, 2 runs per cell, under a minute.
     #[arg(long)]
     quick: bool,
-    /// Comma-separated workloads (spawn,idle,pingpong,ring,fanin,payload,preemption); default all.
+    /// Comma-separated workloads (spawn,idle,pingpong,ring,fanin,payload,preemption,bounds); default all.
     #[arg(long, value_delimiter = ',')]
     workloads: Option<Vec<String>>,
     /// Comma-separated scheduler thread counts.

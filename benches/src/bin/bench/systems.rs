@@ -111,6 +111,10 @@ impl System for Erlang {
         "erlang"
     }
 
+    fn supports(&self, workload: &str) -> bool {
+        workload != "bounds"
+    }
+
     fn prepare(&mut self, ctx: &Ctx) -> Result<(), String> {
         if which("erl").is_none() && ctx.install_erlang {
             install_erlang()?;
@@ -185,8 +189,9 @@ pub struct Troupe {
 const TROUPE_DEFAULT_POOL: u64 = 10_000;
 /// The VM's default `--max-memory` (64 MiB), reserved per pool slot.
 const TROUPE_DEFAULT_MAX_MEMORY: u64 = 64 << 20;
-/// Address space the memory pool may reserve (x86-64 gives a process 128 TiB).
-const TROUPE_ADDRESS_BUDGET: u64 = 96 << 40;
+/// Address space the memory pool may reserve: the VM's own limit (80 TiB, the
+/// largest piece of x86-64's 128 TiB it can reserve at once).
+const TROUPE_ADDRESS_BUDGET: u64 = 80 << 40;
 /// Kernel memory mappings per pool slot / live process (`vm/src/limits.rs`).
 const TROUPE_MAPS_PER_PROCESS: u64 = 6;
 
@@ -214,18 +219,24 @@ impl Troupe {
     /// - `--max-processes`: the default pool (10,000) or, for bigger cases,
     ///   what the case has alive at once plus 100;
     /// - `--max-memory`: the default (64 MiB), unless the pool would reserve
-    ///   more than 96 TiB of address space, then less (never below 8 MiB);
+    ///   more than 80 TiB of address space, then less (never below 8 MiB);
+    ///   for `bounds`, `reserve_mib` MiB (with a pool of 16 slots);
     /// - `--dir /proc::/proc` for `idle`, so the guest can read the VM's RSS;
     /// - `--env TROUPE_BENCH_THREADS=N`, so the guest knows N.
     fn vm_flags(case: &Case, threads: usize) -> (u64, Vec<String>) {
-        let slots = TROUPE_DEFAULT_POOL.max(Self::processes(case, threads) + 100);
+        let slots = match case.workload {
+            "bounds" => 16,
+            _ => TROUPE_DEFAULT_POOL.max(Self::processes(case, threads) + 100),
+        };
         let mut flags = vec![
             "--threads".to_string(),
             threads.to_string(),
             "--max-processes".to_string(),
             slots.to_string(),
         ];
-        if slots * TROUPE_DEFAULT_MAX_MEMORY > TROUPE_ADDRESS_BUDGET {
+        if let ("bounds", Some(mib)) = (case.workload, case.param("reserve_mib")) {
+            flags.extend(["--max-memory".to_string(), format!("{mib}M")]);
+        } else if slots * TROUPE_DEFAULT_MAX_MEMORY > TROUPE_ADDRESS_BUDGET {
             let mib = ((TROUPE_ADDRESS_BUDGET / slots) >> 20).max(8);
             flags.extend(["--max-memory".to_string(), format!("{mib}M")]);
         }
@@ -358,8 +369,13 @@ mod tests {
         let (slots, flags) = Troupe::vm_flags(&case("idle", false, 2), 1);
         assert_eq!(slots, 1_000_101);
         assert!(flags.windows(2).any(|w| w == ["--dir", "/proc::/proc"]));
-        // 1M slots of 64 MiB would be 64 TiB: within the 96 TiB budget.
+        // 1M slots of 64 MiB would be 64 TiB: within the 80 TiB budget.
         assert!(!flags.iter().any(|f| f == "--max-memory"));
+
+        // bounds: a small pool, and the case's reservation.
+        let (slots, flags) = Troupe::vm_flags(&case("bounds", false, 1), 1);
+        assert_eq!(slots, 16);
+        assert!(flags.windows(2).any(|w| w == ["--max-memory", "4096M"]));
 
         let (slots, _) = Troupe::vm_flags(&case("ring", false, 0), 1);
         assert_eq!(slots, TROUPE_DEFAULT_POOL.max(10_000 + 1 + 100));
