@@ -56,6 +56,12 @@ pub(crate) struct VmInner {
 
 /// Bytes of a freed linear memory zeroed in place rather than decommitted.
 const KEEP_RESIDENT_MEMORY: usize = (1 << 20) + (64 << 10);
+/// The guard region after each linear memory's slot.
+const MEMORY_GUARD: u64 = 64 << 10;
+/// Address space the memory pool may reserve. The pool is one mapping, and
+/// of the 128 TiB a process has on x86-64 the largest free range is about
+/// 84 TiB (below the executable, which ASLR places near 85 TiB).
+const ADDRESS_SPACE_BUDGET: u64 = 80 << 40;
 /// Bytes of a freed table zeroed in place rather than decommitted.
 const KEEP_RESIDENT_TABLE: usize = 64 << 10;
 
@@ -144,6 +150,20 @@ impl Vm {
                 )));
             }
         }
+        // Each slot reserves `max_memory` plus a 64 KiB guard of address
+        // space; x86-64 and AArch64 give a process 128 TiB of it.
+        let reserve = u64::from(n).saturating_mul(config.max_memory + MEMORY_GUARD);
+        if reserve > ADDRESS_SPACE_BUDGET {
+            let most = ADDRESS_SPACE_BUDGET / (config.max_memory + MEMORY_GUARD);
+            return Err(RunError::Engine(format!(
+                "--max-processes {n} with --max-memory {} MiB would reserve {} TiB of address \
+                 space for linear memories, more than the {} TiB it can reserve in one piece; ask \
+                 for at most {most} processes, or less memory per process",
+                config.max_memory >> 20,
+                reserve >> 40,
+                ADDRESS_SPACE_BUDGET >> 40,
+            )));
+        }
         let mut pool = PoolingAllocationConfig::new();
         pool.total_core_instances(n)
             .total_memories(n)
@@ -167,7 +187,7 @@ impl Vm {
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .epoch_interruption(true)
             .memory_reservation(config.max_memory)
-            .memory_guard_size(64 << 10)
+            .memory_guard_size(MEMORY_GUARD)
             .memory_reservation_for_growth(0)
             .memory_init_cow(true)
             .async_stack_size(config.async_stack_size)

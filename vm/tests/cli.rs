@@ -102,6 +102,17 @@ fn bad_input_gives_a_clear_error_and_a_nonzero_exit() {
             "is not a directory",
         ),
         (
+            vec![
+                "--max-memory".into(),
+                "4G".into(),
+                "--max-processes".into(),
+                "40000".into(),
+                guest("hello").display().to_string(),
+            ],
+            1,
+            "would reserve 156 TiB of address space for linear memories, more than the 80 TiB",
+        ),
+        (
             vec!["--bogus".into(), "x.wasm".into()],
             2,
             "unexpected argument '--bogus'",
