@@ -15,7 +15,9 @@ pub fn memory_of<T: ProcessCtx>(caller: &Caller<'_, T>, func: &str) -> wasmtime:
     })
 }
 
-fn range(
+/// The byte range `ptr..ptr + len` if it lies within `mem_len` bytes, else
+/// the trap error naming `func` and `what` (as [`slice`] gives).
+pub fn range(
     func: &str,
     what: &str,
     ptr: i32,

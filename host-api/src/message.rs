@@ -6,7 +6,7 @@ use std::time::Duration;
 use troupe_abi::{err, info, module::MESSAGE};
 use wasmtime::{Caller, Linker};
 
-use crate::memory::{memory_of, slice, slice_mut};
+use crate::memory::{memory_of, range, slice, slice_mut};
 use crate::{HostError, ProcessCtx, TagSet};
 
 /// Registers `troupe_message` into `linker`.
@@ -60,15 +60,13 @@ async fn receive<T: ProcessCtx>(
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_message::receive";
     let memory = memory_of(&caller, F)?;
-    // Check every range before waiting, so a bad pointer traps at once.
-    let tag_bytes = slice(
-        &memory,
-        &caller,
-        F,
-        "tags",
-        tags_ptr,
-        (tags_count as u32).saturating_mul(8).min(i32::MAX as u32) as i32,
-    )?;
+    // Check every range before waiting, so a bad pointer traps at once (one
+    // look-up of the memory for the three: this is the hottest host call).
+    let data = memory.data(&caller);
+    let tags_len = (tags_count as u32).saturating_mul(8).min(i32::MAX as u32) as i32;
+    let tag_bytes = &data[range(F, "tags", tags_ptr, tags_len, data.len())?];
+    range(F, "buf", buf_ptr, buf_cap, data.len())?;
+    range(F, "info", info_ptr, info::SIZE as i32, data.len())?;
     let tags = match tags_count {
         0 => TagSet::Any,
         1 => TagSet::One(u64::from_le_bytes(tag_bytes[..8].try_into().unwrap())),
@@ -79,8 +77,6 @@ async fn receive<T: ProcessCtx>(
                 .collect(),
         ),
     };
-    slice(&memory, &caller, F, "buf", buf_ptr, buf_cap)?;
-    slice(&memory, &caller, F, "info", info_ptr, info::SIZE as i32)?;
 
     let timeout = (timeout_ns >= 0).then(|| Duration::from_nanos(timeout_ns as u64));
     let state = caller.data_mut();

@@ -93,16 +93,22 @@ impl ProcessShared {
     /// time the process gets a worker thread) also records the preemption
     /// tick it started in (`slice_start`).
     ///
-    /// The kill check is an atomic load and the waker an `AtomicWaker`, so a
-    /// process pays no lock per resume for being killable.
+    /// The kill check is an atomic load, and the waker is registered in an
+    /// `AtomicWaker` only when it changes, so a process pays no lock per
+    /// resume for being killable.
     pub(crate) async fn run_killable<F: Future>(
         &self,
         ticks: &AtomicU64,
         call: F,
     ) -> Result<F::Output, ExitReason> {
         let mut call = std::pin::pin!(call);
+        let mut registered: Option<std::task::Waker> = None;
         std::future::poll_fn(|cx| {
-            self.kill_waker.register(cx.waker());
+            // A task's waker rarely changes: register it only when it does.
+            if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                self.kill_waker.register(cx.waker());
+                registered = Some(cx.waker().clone());
+            }
             if self.killed.load(Ordering::Acquire) {
                 let reason = lock(&self.kill).clone().expect("set before `killed`");
                 return Poll::Ready(Err(reason));
