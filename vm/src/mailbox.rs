@@ -65,8 +65,12 @@ impl Mailbox {
     /// Waits for a message whose tag `tags` accepts, for at most `timeout`
     /// (`None`: forever; zero: poll). `None` on time-out.
     pub async fn receive(&self, tags: TagSet, timeout: Option<Duration>) -> Option<Message> {
-        if let Some(msg) = self.take(&tags) {
-            return Some(msg);
+        // Without a time-out the first poll below looks at the queue; with
+        // one, look first, so a waiting message costs no timer.
+        if timeout.is_some() {
+            if let Some(msg) = self.take(&tags) {
+                return Some(msg);
+            }
         }
         let wait = poll_fn(|cx| {
             let mut inner = self.lock();
