@@ -72,3 +72,24 @@ pub fn run_with_timeout(
         err.join().unwrap_or_default(),
     ))
 }
+
+/// Compact human formatting: 3 significant digits with k/M/G suffixes
+/// (`12.3k`, `3.59M`); `-` for NaN (a value that was not measured).
+pub fn human(x: f64) -> String {
+    if x.is_nan() {
+        return "-".to_string();
+    }
+    let (v, suffix) = match x.abs() {
+        a if a >= 1e9 => (x / 1e9, "G"),
+        a if a >= 1e6 => (x / 1e6, "M"),
+        a if a >= 1e4 => (x / 1e3, "k"),
+        _ => (x, ""),
+    };
+    let digits = match v.abs() {
+        a if a >= 100.0 => 0,
+        a if a >= 10.0 => 1,
+        a if a >= 1.0 => 2,
+        _ => 3,
+    };
+    format!("{v:.digits$}{suffix}")
+}

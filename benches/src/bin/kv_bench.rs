@@ -22,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde::Serialize;
 use serde_json::Value;
-use troupe_benches::{now_utc, run_with_timeout};
+use troupe_benches::{human, now_utc, run_with_timeout};
 
 #[derive(Parser, Debug)]
 #[command(about = "kv benchmark: the kv-server example on Troupe vs the same service in tokio")]
@@ -597,26 +597,6 @@ fn markdown(r: &Report) -> String {
         }
     }
     s
-}
-
-/// `12.3k`, `1.25M`, ...
-fn human(x: f64) -> String {
-    if x.is_nan() {
-        return "-".to_string();
-    }
-    let (v, suffix) = match x.abs() {
-        a if a >= 1e9 => (x / 1e9, "G"),
-        a if a >= 1e6 => (x / 1e6, "M"),
-        a if a >= 1e4 => (x / 1e3, "k"),
-        _ => (x, ""),
-    };
-    let digits = match v.abs() {
-        a if a >= 100.0 => 0,
-        a if a >= 10.0 => 1,
-        a if a >= 1.0 => 2,
-        _ => 3,
-    };
-    format!("{v:.digits$}{suffix}")
 }
 
 /// `87 us`, `1.25 ms`.

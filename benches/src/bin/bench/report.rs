@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
+pub use troupe_benches::human;
 use troupe_benches::now_utc;
 
 use crate::cases::{Better, Case};
@@ -120,23 +121,6 @@ pub fn compute_ratios(rows: &mut [Row]) {
             _ => None,
         };
     }
-}
-
-/// Compact human formatting: 3 significant digits with k/M/G suffixes.
-pub fn human(x: f64) -> String {
-    let (v, suffix) = match x.abs() {
-        a if a >= 1e9 => (x / 1e9, "G"),
-        a if a >= 1e6 => (x / 1e6, "M"),
-        a if a >= 1e4 => (x / 1e3, "k"),
-        _ => (x, ""),
-    };
-    let digits = match v.abs() {
-        a if a >= 100.0 => 0,
-        a if a >= 10.0 => 1,
-        a if a >= 1.0 => 2,
-        _ => 3,
-    };
-    format!("{v:.digits$}{suffix}")
 }
 
 #[derive(Serialize)]
