@@ -44,6 +44,8 @@ const (
 	ErrNotConnected      = Code(abi.ErrNotConnected)
 	ErrHostNotFound      = Code(abi.ErrHostNotFound)
 	ErrIO                = Code(abi.ErrIoError)
+	// ErrUnsupported: the module cannot do what was asked.
+	ErrUnsupported = Code(abi.ErrUnsupported)
 )
 
 // Is makes some codes match the standard library's error values too, so

@@ -128,6 +128,11 @@ func sysExit(reason unsafe.Pointer, reasonLen int32) {
 	notWasm()
 }
 
+func sysHibernate(entry unsafe.Pointer, entryLen int32, params unsafe.Pointer, paramsCount int32) int32 {
+	notWasm()
+	return 0
+}
+
 func sysSend(pid int64, tag int64, data unsafe.Pointer, dataLen int32) int32 {
 	notWasm()
 	return 0

@@ -84,6 +84,13 @@ func sysSendExit(pid int64, reason unsafe.Pointer, reasonLen int32) int32
 //go:wasmimport troupe_process exit
 func sysExit(reason unsafe.Pointer, reasonLen int32)
 
+// Bound for completeness: the VM cannot hibernate a Go module (Go keeps its
+// stacks and registers in several globals, and Go 1.23 cannot export a
+// function to wake in), so it answers UNSUPPORTED. See README.md.
+//
+//go:wasmimport troupe_process hibernate
+func sysHibernate(entry unsafe.Pointer, entryLen int32, params unsafe.Pointer, paramsCount int32) int32
+
 // Namespace troupe_message.
 
 //go:wasmimport troupe_message send

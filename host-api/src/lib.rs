@@ -29,7 +29,7 @@ pub mod registry;
 pub mod timer;
 
 pub use net::{NetPolicy, NetRule, Socket, SocketRef, Sockets};
-pub use reason::{ExitReason, GuestExit, Limit, LimitExceeded};
+pub use reason::{ExitReason, GuestExit, Hibernate, Limit, LimitExceeded};
 
 /// A message in a mailbox: a tag chosen by the sender, the sender's pid and
 /// the payload bytes.
@@ -195,6 +195,10 @@ pub trait ProcessCtx: Send + 'static {
         &mut self,
         request: SpawnRequest,
     ) -> impl Future<Output = Result<u64, HostError>> + Send + '_;
+
+    /// Checks that this process can hibernate and wake in `entry` with
+    /// `params` parameters (see `hibernate` in SPEC.md).
+    fn can_hibernate(&self, entry: &str, params: usize) -> Result<(), HostError>;
 
     /// Whether the VM meters fuel (so `config_set_fuel` can be honoured).
     fn fuel_metering(&self) -> bool;

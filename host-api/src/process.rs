@@ -5,7 +5,7 @@ use troupe_abi::{err, module::PROCESS, val};
 use wasmtime::{Caller, Linker};
 
 use crate::memory::{memory_of, read_str, slice, slice_mut, split_nul_list, write_u64};
-use crate::{ExitReason, GuestExit, HostError, ProcessCtx, SpawnConfig, SpawnRequest};
+use crate::{ExitReason, GuestExit, Hibernate, HostError, ProcessCtx, SpawnConfig, SpawnRequest};
 
 /// Registers `troupe_process` into `linker`.
 pub fn register<T: ProcessCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
@@ -116,6 +116,7 @@ pub fn register<T: ProcessCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     })?;
     linker.func_wrap(PROCESS, "send_exit", send_exit::<T>)?;
     linker.func_wrap(PROCESS, "exit", exit::<T>)?;
+    linker.func_wrap(PROCESS, "hibernate", hibernate::<T>)?;
     linker.func_wrap_async(
         PROCESS,
         "spawn",
@@ -402,36 +403,12 @@ async fn spawn<T: ProcessCtx>(mut caller: Caller<'_, T>, a: SpawnArgs) -> wasmti
     // The sockets attached to the argument go to the child; if the spawn
     // fails they are dropped (closed) with the request.
     let sockets = crate::net::take_attached(caller.data_mut());
-    let entry = read_str(&memory, &caller, F, "entry", a.entry_ptr, a.entry_len)?;
-    let count = a.params_count as u32;
-    if count > val::MAX_SPAWN_PARAMS {
-        return Ok(caller.data_mut().record_error(HostError::new(
-            err::INVALID_ARGUMENT,
-            format!(
-                "{count} entry parameters given; spawn passes at most {}",
-                val::MAX_SPAWN_PARAMS
-            ),
-        )));
-    }
-    let params = slice(
-        &memory,
-        &caller,
-        F,
-        "params",
-        a.params_ptr,
-        (count * 8) as i32,
-    )?
-    .chunks_exact(8)
-    .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-    .collect();
+    let entry = read_entry(&memory, &caller, F, a.entry_ptr, a.entry_len)?;
+    let params = read_params(&memory, &caller, F, a.params_ptr, a.params_count)?;
     let arg = slice(&memory, &caller, F, "arg", a.arg_ptr, a.arg_len)?.to_vec();
-    let entry = match entry {
-        Ok(entry) => entry,
-        Err(e) => {
-            return Ok(caller
-                .data_mut()
-                .record_error(HostError::new(err::INVALID_ARGUMENT, e)))
-        }
+    let (entry, params) = match (entry, params) {
+        (Ok(entry), Ok(params)) => (entry, params),
+        (Err(e), _) | (_, Err(e)) => return Ok(caller.data_mut().record_error(e)),
     };
     let config = if a.config as u64 == val::CONFIG_INHERIT {
         SpawnConfig::default()
@@ -454,6 +431,74 @@ async fn spawn<T: ProcessCtx>(mut caller: Caller<'_, T>, a: SpawnArgs) -> wasmti
             write_u64(&memory, &mut caller, F, "out_pid", a.out_pid, pid)?;
             Ok(err::OK)
         }
+        Err(e) => Ok(caller.data_mut().record_error(e)),
+    }
+}
+
+/// Reads an entry function's name: `Ok(Err(_))` if it is not UTF-8.
+fn read_entry<T: ProcessCtx>(
+    memory: &wasmtime::Memory,
+    caller: &Caller<'_, T>,
+    f: &str,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<Result<String, HostError>> {
+    Ok(read_str(memory, caller, f, "entry", ptr, len)?
+        .map_err(|e| HostError::new(err::INVALID_ARGUMENT, e)))
+}
+
+/// Reads an entry's `count` little-endian `i64` parameters: `Ok(Err(_))` if
+/// there are more than [`val::MAX_SPAWN_PARAMS`].
+fn read_params<T: ProcessCtx>(
+    memory: &wasmtime::Memory,
+    caller: &Caller<'_, T>,
+    f: &str,
+    ptr: i32,
+    count: i32,
+) -> wasmtime::Result<Result<Vec<i64>, HostError>> {
+    let count = count as u32;
+    if count > val::MAX_SPAWN_PARAMS {
+        return Ok(Err(HostError::new(
+            err::INVALID_ARGUMENT,
+            format!(
+                "{count} entry parameters given; at most {} can be passed",
+                val::MAX_SPAWN_PARAMS
+            ),
+        )));
+    }
+    Ok(Ok(slice(
+        memory,
+        caller,
+        f,
+        "params",
+        ptr,
+        (count * 8) as i32,
+    )?
+    .chunks_exact(8)
+    .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+    .collect()))
+}
+
+/// `hibernate`: unwinds the caller with [`Hibernate`] (so it does not
+/// return) unless the process cannot hibernate, which is an error code.
+fn hibernate<T: ProcessCtx>(
+    mut caller: Caller<'_, T>,
+    entry_ptr: i32,
+    entry_len: i32,
+    params_ptr: i32,
+    params_count: i32,
+) -> wasmtime::Result<i32> {
+    const F: &str = "troupe_process::hibernate";
+    let memory = memory_of(&caller, F)?;
+    let entry = read_entry(&memory, &caller, F, entry_ptr, entry_len)?;
+    let params = read_params(&memory, &caller, F, params_ptr, params_count)?;
+    let checked = entry.and_then(|entry| {
+        let params = params?;
+        caller.data().can_hibernate(&entry, params.len())?;
+        Ok(Hibernate { entry, params })
+    });
+    match checked {
+        Ok(h) => Err(wasmtime::Error::new(h)),
         Err(e) => Ok(caller.data_mut().record_error(e)),
     }
 }

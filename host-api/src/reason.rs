@@ -174,6 +174,23 @@ impl std::fmt::Display for GuestExit {
 
 impl std::error::Error for GuestExit {}
 
+/// The error `hibernate` returns to unwind the calling process's stack; the
+/// VM then keeps its memory, frees its instance, and calls `entry(params)`
+/// in a fresh instance when a message arrives.
+#[derive(Debug)]
+pub struct Hibernate {
+    pub entry: String,
+    pub params: Vec<i64>,
+}
+
+impl std::fmt::Display for Hibernate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the process hibernated (to wake in {:?})", self.entry)
+    }
+}
+
+impl std::error::Error for Hibernate {}
+
 /// The error a process's resource limiter returns when a limit is passed.
 #[derive(Debug)]
 pub struct LimitExceeded(pub Limit);

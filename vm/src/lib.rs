@@ -8,6 +8,7 @@
 //! - [`vm`]: the engine (a pooling allocator with copy-on-write memories,
 //!   epoch preemption), the process table, spawning, the scheduler;
 //! - [`mailbox`]: per-process FIFO queues with selective receive;
+//! - [`hibernate`]: processes that wait without an instance;
 //! - [`module_cache`]: modules compiled once and pre-linked;
 //! - [`process`]: per-process state, permissions and exit reasons;
 //! - [`limits`]: kernel limits (memory mappings, open files);
@@ -17,6 +18,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod hibernate;
 pub mod image;
 pub mod limits;
 pub mod mailbox;

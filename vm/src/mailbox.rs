@@ -92,6 +92,22 @@ impl Mailbox {
         }
     }
 
+    /// Waits until a message is queued (of any tag), without taking it.
+    pub async fn wait_nonempty(&self) {
+        poll_fn(|cx| {
+            let mut inner = self.lock();
+            if !inner.queue.is_empty() {
+                return Poll::Ready(());
+            }
+            match &mut inner.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                slot => *slot = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
     /// Removes the oldest message for which `pred` holds; whether there was one.
     pub fn remove_first(&self, pred: impl Fn(&Message) -> bool) -> bool {
         let mut inner = self.lock();

@@ -9,6 +9,7 @@ use dashmap::DashMap;
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, ValType};
 
+use crate::hibernate::Layout;
 use crate::process::ProcessState;
 
 /// A compiled, pre-linked module.
@@ -17,6 +18,8 @@ pub struct LoadedModule {
     pub id: u64,
     pub module: Module,
     pub pre: InstancePre<ProcessState>,
+    /// Whether its processes can hibernate, and its memory's initial image.
+    pub layout: Layout,
 }
 
 /// Why a module could not be loaded.
@@ -111,12 +114,18 @@ impl ModuleCache {
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let layout = Layout::of(bytes);
         let mut by_hash = self.lock();
         if let Some(m) = by_hash.get(&hash) {
             return Ok(m.clone());
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let loaded = Arc::new(LoadedModule { id, module, pre });
+        let loaded = Arc::new(LoadedModule {
+            id,
+            module,
+            pre,
+            layout,
+        });
         by_hash.insert(hash, loaded.clone());
         self.by_id.insert(id, loaded.clone());
         Ok(loaded)

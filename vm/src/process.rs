@@ -295,8 +295,9 @@ pub fn exit_reason(result: wasmtime::Result<()>) -> ExitReason {
 
 /// The data of each process's `Store`.
 pub struct ProcessState {
-    /// Built on the first WASI call (see [`ProcessState::wasi`]).
-    wasi: Option<WasiP1Ctx>,
+    /// Built on the first WASI call (see [`ProcessState::wasi`]). Boxed: most
+    /// processes never build one, and a `WasiP1Ctx` is large.
+    wasi: Option<Box<WasiP1Ctx>>,
     /// Whether it reads the VM's stdin (the root only).
     stdin: bool,
     pub(crate) vm: Arc<VmInner>,
@@ -321,7 +322,7 @@ impl ProcessState {
         perms: Perms,
     ) -> Self {
         ProcessState {
-            wasi,
+            wasi: wasi.map(Box::new),
             stdin,
             vm,
             shared,
@@ -346,9 +347,11 @@ impl ProcessState {
     pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
         let (perms, stdin) = (&self.perms, self.stdin);
         self.wasi.get_or_insert_with(|| {
-            perms
-                .build_wasi(stdin)
-                .expect("a WASI context without preopened directories always builds")
+            Box::new(
+                perms
+                    .build_wasi(stdin)
+                    .expect("a WASI context without preopened directories always builds"),
+            )
         })
     }
 }
@@ -466,6 +469,19 @@ impl ProcessCtx for ProcessState {
             })
             .await?;
         Ok(child.pid)
+    }
+
+    fn can_hibernate(&self, entry: &str, params: usize) -> Result<(), HostError> {
+        self.module.layout.image().map_err(|why| {
+            HostError::new(
+                err::UNSUPPORTED,
+                format!("this process's module cannot hibernate: {why}"),
+            )
+        })?;
+        self.module
+            .entry_params(entry, params)
+            .map_err(|e| HostError::new(err::NO_SUCH_EXPORT, e.to_string()))?;
+        Ok(())
     }
 
     fn fuel_metering(&self) -> bool {

@@ -10,13 +10,14 @@ use dashmap::DashMap;
 // the maps keyed by them use a fast hash instead of SipHash.
 use rustc_hash::FxBuildHasher;
 use troupe_abi::err;
-use troupe_host_api::{HostError, Message, NoProcess};
+use troupe_host_api::{Hibernate, HostError, Message, NoProcess};
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, Linker, PoolConcurrencyLimitError,
+    Config, Enabled, Engine, Func, InstanceAllocationStrategy, Linker, PoolConcurrencyLimitError,
     PoolingAllocationConfig, Store, UpdateDeadline, Val, ValType,
 };
 
 use crate::config::{RootOptions, VmConfig};
+use crate::hibernate::Snapshot;
 use crate::limits;
 use crate::module_cache::{LoadError, LoadedModule, ModuleCache};
 use crate::process::{
@@ -465,6 +466,21 @@ impl Drop for Vm {
 /// Decrements the live count when a process slot is given back.
 struct LiveSlot(Arc<VmInner>);
 
+/// Puts a hibernated process's memory back into its fresh instance.
+fn restore(store: &mut Store<ProcessState>, snapshot: &Snapshot) -> Result<(), String> {
+    let memory = store
+        .data()
+        .memory
+        .ok_or("the module exports no memory named \"memory\"")?;
+    let grow = snapshot.size().saturating_sub(memory.data_size(&*store)) as u64 / 65536;
+    if grow > 0 {
+        memory
+            .grow(&mut *store, grow)
+            .map_err(|e| format!("cannot grow the memory back: {e:#}"))?;
+    }
+    snapshot.restore(memory.data_mut(&mut *store))
+}
+
 impl Drop for LiveSlot {
     fn drop(&mut self) {
         self.0.live.fetch_sub(1, Ordering::AcqRel);
@@ -537,6 +553,38 @@ impl VmInner {
             module.clone(),
             perms,
         );
+        let mut store = self.new_store(state, fuel);
+        let (func, params) = self
+            .instantiate(&mut store, &module, entry, params, types)
+            .await?;
+
+        if let Some(parent) = link_to {
+            // Before the child runs: spawn-and-link is atomic.
+            parent.signals().links.push(pid);
+            shared.signals().links.push(parent.pid);
+        }
+        self.processes.insert(pid, shared.clone());
+        let vm = self.clone();
+        let fut = async move {
+            // `own`: the reason is this process's own doing (not an exit
+            // signal from another process).
+            let (reason, own) = vm.run(&shared, store, func, params, slot).await;
+            match &reason {
+                ExitReason::Trap(trap) if own => {
+                    eprintln!("[troupe] process {pid} trapped: {trap}")
+                }
+                ExitReason::Limit(_) if own => eprintln!("[troupe] process {pid} ended: {reason}"),
+                _ => {}
+            }
+            tracing::debug!(pid, %reason, "process ended");
+            reason
+        };
+        let done = tokio::spawn(fut);
+        Ok(Spawned { pid, done })
+    }
+
+    /// A process's store: its limiter, fuel and preemption.
+    fn new_store(&self, state: ProcessState, fuel: Option<u64>) -> Store<ProcessState> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s);
         if self.fuel.is_some() {
@@ -562,17 +610,30 @@ impl VmInner {
                 Box::pin(tokio::task::yield_now()),
             ))
         });
+        store
+    }
+
+    /// Instantiates `module` in `store` and finds its `entry` (checked to
+    /// take `types`), with `params` converted to them.
+    async fn instantiate(
+        &self,
+        store: &mut Store<ProcessState>,
+        module: &LoadedModule,
+        entry: &str,
+        params: &[i64],
+        types: Vec<ValType>,
+    ) -> Result<(Func, Vec<Val>), HostError> {
         let instance = module
             .pre
-            .instantiate_async(&mut store)
+            .instantiate_async(&mut *store)
             .await
             .map_err(|e| self.instantiate_error(e))?;
-        let memory = instance.get_memory(&mut store, "memory");
+        let memory = instance.get_memory(&mut *store, "memory");
         store.data_mut().memory = memory;
         let func = instance
-            .get_func(&mut store, entry)
+            .get_func(&mut *store, entry)
             .expect("entry was checked against the module's exports");
-        let params: Vec<Val> = params
+        let params = params
             .iter()
             .zip(types)
             .map(|(v, t)| match t {
@@ -580,37 +641,109 @@ impl VmInner {
                 _ => Val::I64(*v),
             })
             .collect();
+        Ok((func, params))
+    }
 
-        if let Some(parent) = link_to {
-            // Before the child runs: spawn-and-link is atomic.
-            parent.signals().links.push(pid);
-            shared.signals().links.push(parent.pid);
-        }
-        self.processes.insert(pid, shared.clone());
-        let vm = self.clone();
-        let done = tokio::spawn(async move {
+    /// Runs a process until it ends: its entry call, and each time it
+    /// hibernates, the wait for a message and the call it wakes in. Returns
+    /// its exit reason and whether that was its own doing.
+    async fn run(
+        self: &Arc<Self>,
+        shared: &Arc<ProcessShared>,
+        mut store: Store<ProcessState>,
+        mut func: Func,
+        mut params: Vec<Val>,
+        mut slot: LiveSlot,
+    ) -> (ExitReason, bool) {
+        loop {
             let mut results = vec![Val::I32(0); func.ty(&store).results().len()];
-            // `own`: the reason is this process's own doing (not an exit
-            // signal from another process).
-            let call = func.call_async(&mut store, &params, &mut results);
-            let (reason, own) = match shared.run_killable(&vm.ticks, call).await {
-                Ok(result) => (exit_reason(result), true),
-                Err(reason) => (reason, false),
+            // Boxed, as the wake's instantiation below: the task's future
+            // is as large as its largest await, and a hibernated process
+            // keeps its task (about 1.7 KB less this way).
+            let call = Box::pin(func.call_async(&mut store, &params, &mut results));
+            let result = match shared.run_killable(&self.ticks, call).await {
+                Ok(result) => result,
+                Err(reason) => return self.end(shared, reason, false, store, slot),
             };
-            vm.process_ended(&shared, &reason);
-            drop(store);
+            let hibernate = match result {
+                Err(e) if e.is::<Hibernate>() => e.downcast::<Hibernate>().expect("checked"),
+                other => return self.end(shared, exit_reason(other), true, store, slot),
+            };
+            // Keep the memory and the process's state; free the instance,
+            // its memory slot and its stack.
+            let state = store.data();
+            let module = state.module.clone();
+            let image = module.layout.image().expect("checked by `hibernate`");
+            let snapshot = match state.memory {
+                Some(memory) => Snapshot::take(memory.data(&store), image),
+                None => Snapshot::take(&[], image),
+            };
+            let fuel = store.get_fuel().ok();
+            let state = Box::new(store.into_data());
             drop(slot);
-            match &reason {
-                ExitReason::Trap(trap) if own => {
-                    eprintln!("[troupe] process {pid} trapped: {trap}")
-                }
-                ExitReason::Limit(_) if own => eprintln!("[troupe] process {pid} ended: {reason}"),
-                _ => {}
+            tracing::trace!(
+                pid = shared.pid,
+                bytes = snapshot.packed_len(),
+                "process hibernated"
+            );
+
+            let woken = shared
+                .run_killable(&self.ticks, shared.mailbox.wait_nonempty())
+                .await;
+            if let Err(reason) = woken {
+                self.process_ended(shared, &reason);
+                drop(state);
+                return (reason, false);
             }
-            tracing::debug!(pid, %reason, "process ended");
-            reason
-        });
-        Ok(Spawned { pid, done })
+            slot = match self.reserve_slot().await {
+                Ok(slot) => slot,
+                Err(e) => {
+                    let reason = ExitReason::Trap(format!("cannot wake from hibernation: {e}"));
+                    self.process_ended(shared, &reason);
+                    drop(state);
+                    return (reason, true);
+                }
+            };
+            store = self.new_store(*state, fuel);
+            let types = module
+                .entry_params(&hibernate.entry, hibernate.params.len())
+                .expect("checked by `hibernate`");
+            let woken = match Box::pin(self.instantiate(
+                &mut store,
+                &module,
+                &hibernate.entry,
+                &hibernate.params,
+                types,
+            ))
+            .await
+            {
+                Ok(instance) => restore(&mut store, &snapshot).map(|()| instance),
+                Err(e) => Err(e.to_string()),
+            };
+            match woken {
+                Ok((f, p)) => (func, params) = (f, p),
+                Err(e) => {
+                    let reason = ExitReason::Trap(format!("cannot wake from hibernation: {e}"));
+                    return self.end(shared, reason, true, store, slot);
+                }
+            }
+        }
+    }
+
+    /// A process ends: its exit is delivered, then its instance and slot
+    /// are freed.
+    fn end(
+        &self,
+        shared: &ProcessShared,
+        reason: ExitReason,
+        own: bool,
+        store: Store<ProcessState>,
+        slot: LiveSlot,
+    ) -> (ExitReason, bool) {
+        self.process_ended(shared, &reason);
+        drop(store);
+        drop(slot);
+        (reason, own)
     }
 
     /// Removes an ended process and delivers its exit: signals to its links,

@@ -62,6 +62,46 @@ fn a_trap_in_the_root_prints_the_trap_and_pid_and_exits_134() {
 }
 
 #[test]
+fn hibernate_refuses_what_it_cannot_restore_with_an_error_code_and_traps_on_bad_pointers() {
+    // `_start` hibernates (to wake in export `$entry`) and exits with the
+    // code it gets back; `$globals` more mutable globals than the stack
+    // pointer make the module one the VM cannot restore.
+    let module = |globals: usize, entry_ptr: i32| {
+        format!(
+            r#"(module
+                 (import "troupe_process" "hibernate" (func $h (param i32 i32 i32 i32) (result i32)))
+                 (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                 (memory (export "memory") 1)
+                 {}
+                 (data (i32.const 16) "wake")
+                 (data (i32.const 32) "nope")
+                 (func (export "wake"))
+                 (func (export "_start")
+                   (call $exit (call $h (i32.const {entry_ptr}) (i32.const 4) (i32.const 0) (i32.const 0)))))"#,
+            "(global (mut i32) (i32.const 0))\n".repeat(globals),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (name, wat, code, says) in [
+        ("globals", module(2, 16), 22, ""),
+        ("missing", module(1, 32), 7, ""),
+        (
+            "pointer",
+            module(1, 0x7fff_fff0),
+            134,
+            "troupe_process::hibernate",
+        ),
+    ] {
+        let path = dir.path().join(format!("{name}.wat"));
+        std::fs::write(&path, wat).unwrap();
+        let out = troupe(&["run", path.to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{name}: {stderr}");
+        assert!(stderr.contains(says), "{name}: {stderr}");
+    }
+}
+
+#[test]
 fn bad_input_gives_a_clear_error_and_a_nonzero_exit() {
     let dir = tempfile::tempdir().unwrap();
     let not_wasm = dir.path().join("notes.wasm");

@@ -146,3 +146,62 @@ fn a_guest_loads_another_module_from_a_file_and_spawns_its_start() {
     assert!(r.stdout.contains("arg[1] = from-parent"), "{}", r.stdout);
     assert!(r.stdout.contains("ROLE=worker"), "{}", r.stdout);
 }
+
+/// Runs `case` of the `hibernate` guest and checks every `ok:` line.
+fn hibernate_case(config: VmConfig, args: &[&str], expected: &[&str]) {
+    let r = run(config, "hibernate", args);
+    assert_normal(&r);
+    let context = format!("stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("FAIL"), "{context}");
+    for line in expected {
+        assert!(
+            r.stdout.contains(&format!("ok: {line}\n")),
+            "missing `ok: {line}` in {context}"
+        );
+    }
+    assert!(r.stdout.ends_with("done\n"), "{context}");
+}
+
+#[test]
+fn a_hibernating_process_keeps_its_heap_and_pid_across_many_wakes() {
+    hibernate_case(
+        VmConfig::new(),
+        &["state"],
+        &[
+            "200 messages, each handled after a wake, all counted",
+            "a 1 MB heap vector is intact after 200 hibernations",
+            "the woken process keeps its pid",
+            "returning from the woken function ends the process normally",
+        ],
+    );
+}
+
+#[test]
+fn hibernated_processes_hold_no_slot_so_a_pool_of_20_serves_2000() {
+    // Live (non-hibernated) processes are bounded by the pool; hibernated
+    // ones are not. Without hibernation the 21st spawn fails.
+    hibernate_case(
+        VmConfig::new().max_processes(20),
+        &["many", "2000"],
+        &["every hibernated process wakes and answers"],
+    );
+}
+
+#[test]
+fn signals_timers_and_stashed_messages_reach_a_hibernated_process() {
+    hibernate_case(
+        VmConfig::new(),
+        &["signals"],
+        &[
+            "a hibernated process can be killed",
+            "a panic after a wake ends the process with the panic's message",
+            "a linked crash takes a hibernated process down with its reason",
+            "an EXIT, a DOWN and a timer each wake it: [\"down normal\", \"exit normal\", \"timer\"]",
+        ],
+    );
+    hibernate_case(
+        VmConfig::new(),
+        &["stash"],
+        &["a stashed message wakes a hibernating process at once"],
+    );
+}

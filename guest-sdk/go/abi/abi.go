@@ -55,6 +55,9 @@ const (
 	ErrHostNotFound int32 = 20
 	// ErrIoError: any other I/O error (error_message has the system's text).
 	ErrIoError int32 = 21
+	// ErrUnsupported: the caller's module cannot do what was asked
+	// (hibernate: see SPEC.md).
+	ErrUnsupported int32 = 22
 )
 
 // ErrorName is the short stable name of an error code (Rust: err::name).
@@ -104,6 +107,8 @@ func ErrorName(code int32) string {
 		return "host not found"
 	case ErrIoError:
 		return "I/O error"
+	case ErrUnsupported:
+		return "not supported by this module"
 	}
 	return "unknown error"
 }

@@ -50,6 +50,7 @@ var goValues = map[string]any{
 	"ErrNotConnected":      ErrNotConnected,
 	"ErrHostNotFound":      ErrHostNotFound,
 	"ErrIoError":           ErrIoError,
+	"ErrUnsupported":       ErrUnsupported,
 	"TagData":              TagData,
 	"TagReplyBase":         TagReplyBase,
 	"TagSystemBase":        TagSystemBase,
@@ -276,7 +277,7 @@ func TestErrorNamesMatchRust(t *testing.T) {
 		}
 		n++
 	}
-	if n < 22 { // OK ..= IO_ERROR
+	if n < 23 { // OK ..= UNSUPPORTED
 		t.Fatalf("checked only %d error names", n)
 	}
 	if got := ErrorName(9999); got != "unknown error" {

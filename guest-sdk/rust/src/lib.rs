@@ -130,7 +130,7 @@ pub use signal::{
     demonitor, exit, kill, link, monitor, receive_down, receive_down_from, receive_exit_from,
     send_exit, trap_exit, unlink, Event, ExitReason, Limit, MonitorRef,
 };
-pub use spawn::{spawn, spawn_arg, spawn_link, Module, SpawnOptions};
+pub use spawn::{hibernate, spawn, spawn_arg, spawn_link, Module, SpawnOptions};
 pub use supervisor::{
     ChildCounts, ChildInfo, ChildKind, ChildSpec, Restart, Shutdown, Strategy, Supervisor,
     SupervisorCall, SupervisorCast, SupervisorError, SupervisorRef, SupervisorReply,

@@ -214,6 +214,11 @@ pub fn receive_tagged(tags: &[u64], timeout: Option<Duration>) -> Result<RawMess
     })
 }
 
+/// Whether the stash holds a message.
+pub(crate) fn stash_is_empty() -> bool {
+    STASH.with(|stash| stash.borrow().is_empty())
+}
+
 /// Takes the oldest stashed message for which `wanted` holds.
 fn take_stashed(wanted: impl Fn(&RawMessage) -> bool) -> Option<RawMessage> {
     STASH.with(|stash| {

@@ -485,6 +485,78 @@ pub extern "C" fn __troupe_entry(a: i32, b: i32) {
     let _ = std::io::Write::flush(&mut std::io::stdout());
 }
 
+/// Waits for the next message *hibernated*: without a call stack and without
+/// an instance, as Erlang's `erlang:hibernate/3`. When a message arrives
+/// (any message: data, a reply, an `EXIT` or `DOWN` signal), `f(state,
+/// mailbox)` runs, as a process function does after spawn; when it returns,
+/// the process ends normally. A message already waiting wakes it at once.
+///
+/// While hibernated, a process holds only its saved memory (the pages that
+/// differ from the module's initial image, compressed: typically 1-3 KiB),
+/// not its linear memory slot, fiber stack and instance (about 37 KB
+/// resident): a VM can keep far more hibernated processes than
+/// `--max-processes` allows live ones. Waking costs about a spawn (a fresh
+/// instance gets the memory back), so hibernate processes that wait long,
+/// not ones that get a message every few microseconds.
+///
+/// The call stack is discarded without unwinding, as by
+/// [`std::process::exit`]: values owned by the callers of `hibernate` are
+/// never dropped (their heap memory leaks), so call it at the end of a
+/// process function, with all the state in `state`. The heap, statics and
+/// this crate's message stash are kept.
+///
+/// # Panics
+///
+/// If the VM cannot hibernate this module (it keeps state the VM cannot
+/// restore, such as a second mutable global; Rust `wasm32-wasip1` programs
+/// can); the panic message says why.
+///
+/// ```ignore
+/// fn session(count: u64, mailbox: Mailbox<u64>) {
+///     let count = count + mailbox.receive();
+///     hibernate(count, session) // wait for the next one without an instance
+/// }
+/// ```
+pub fn hibernate<S: 'static, M: DeserializeOwned>(state: S, f: fn(S, Mailbox<M>)) -> ! {
+    if !crate::message::stash_is_empty() {
+        // A message is already here (in the stash, which the VM does not
+        // see): hibernating would not wake.
+        f(state, Mailbox::this());
+        crate::exit(crate::ExitReason::Normal);
+    }
+    keep_entry();
+    let boxed = Box::into_raw(Box::new((f, state)));
+    let wake: fn(usize) = wake::<S, M>;
+    let params = [wake as usize as i64, boxed as usize as i64];
+    // Returns only on error.
+    let rc = unsafe {
+        sys::hibernate(
+            sys::ptr(val::SDK_ENTRY.as_ptr()),
+            sys::len(val::SDK_ENTRY.len()),
+            sys::ptr(params.as_ptr()),
+            sys::len(params.len()),
+        )
+    };
+    // SAFETY: the box was not handed over.
+    drop(unsafe { Box::from_raw(boxed) });
+    panic!(
+        "troupe: process {} cannot hibernate ({}): {}",
+        crate::self_pid(),
+        err::name(rc),
+        last_error_message()
+    )
+}
+
+/// Runs in a woken process: `p` is the `(f, state)` boxed by [`hibernate`]
+/// in the same memory, which the VM has restored. The panic hook set at
+/// spawn is in that memory too.
+fn wake<S, M: DeserializeOwned>(p: usize) {
+    // SAFETY: `p` came from `Box::into_raw` of exactly this type, in
+    // `hibernate`, and is taken once: the VM calls the entry once per wake.
+    let (f, state) = *unsafe { Box::from_raw(p as *mut (fn(S, Mailbox<M>), S)) };
+    f(state, Mailbox::this())
+}
+
 /// Makes sure the entry is linked into every program that spawns.
 #[inline(always)]
 fn keep_entry() {

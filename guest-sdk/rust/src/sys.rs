@@ -111,6 +111,11 @@ host_functions! {
         fn send_exit(pid: i64, reason_ptr: i32, reason_len: i32) -> i32;
         /// Ends the caller with an encoded reason; does not return.
         fn exit(reason_ptr: i32, reason_len: i32);
+        /// Discards the caller's stack and instance until a message arrives,
+        /// then calls export `entry(params)` in a fresh instance with the
+        /// caller's memory; returns only on error.
+        fn hibernate(entry_ptr: i32, entry_len: i32, params_ptr: i32, params_count: i32)
+            -> i32;
     }
     #[link(wasm_import_module = "troupe_message")]
     {

@@ -80,6 +80,9 @@ pub mod err {
     pub const HOST_NOT_FOUND: i32 = 20;
     /// Any other I/O error (`error_message` has the system's text).
     pub const IO_ERROR: i32 = 21;
+    /// The caller's module cannot do what was asked (`hibernate`: the module
+    /// keeps state the VM cannot restore, such as a second mutable global).
+    pub const UNSUPPORTED: i32 = 22;
 
     /// A short stable name for an error code, for messages.
     pub const fn name(code: i32) -> &'static str {
@@ -106,6 +109,7 @@ pub mod err {
             NOT_CONNECTED => "not connected",
             HOST_NOT_FOUND => "host not found",
             IO_ERROR => "I/O error",
+            UNSUPPORTED => "not supported by this module",
             _ => "unknown error",
         }
     }
