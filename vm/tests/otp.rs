@@ -170,6 +170,19 @@ fn a_fuel_limited_infinite_loop_dies_with_that_reason() {
 // Servers (gen_server).
 
 #[test]
+fn a_server_can_hibernate_between_messages_and_keeps_its_state() {
+    server(
+        "hibernate",
+        &[
+            "casts and an info handled after wakes, state kept",
+            "a timer wakes a hibernated server",
+            "a hibernated server stops when asked",
+            "terminate runs with the state kept across hibernations",
+        ],
+    );
+}
+
+#[test]
 fn a_server_answers_calls_casts_and_infos() {
     server(
         "basics",

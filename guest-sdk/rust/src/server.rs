@@ -167,6 +167,10 @@ pub trait Server: Sized + 'static {
 pub enum CallResult<R> {
     /// Answer the caller with this and go on.
     Reply(R),
+    /// Answer the caller with this, then wait for the next message
+    /// hibernated (OTP's `{reply, R, State, hibernate}`; see
+    /// [`Next::Hibernate`]).
+    ReplyHibernate(R),
     /// Do not answer now (the handler kept the [`Caller`] to answer later)
     /// and go on.
     NoReply,
@@ -179,6 +183,12 @@ pub enum CallResult<R> {
 pub enum Next {
     /// Go on.
     Continue,
+    /// Go on, waiting for the next message hibernated (OTP's `{noreply,
+    /// State, hibernate}`): the process gives up its instance until a
+    /// message arrives, and its memory is kept compressed (see
+    /// [`hibernate`](crate::hibernate)). For servers that wait long between
+    /// messages; waking costs about a spawn.
+    Hibernate,
     /// Call [`Server::terminate`], then end with this reason.
     Stop(ExitReason),
 }
@@ -652,7 +662,7 @@ fn server_main<S: Server>(start: ServerStart<S::Arg>, mailbox: Mailbox<MsgOf<S>>
             return;
         }
     }
-    let mut state = match S::init(start.arg) {
+    let state = match S::init(start.arg) {
         Ok(state) => state,
         Err(reason) => {
             // OTP 26's `{error, Reason}`: the starter gets the reason, and
@@ -662,6 +672,11 @@ fn server_main<S: Server>(start: ServerStart<S::Arg>, mailbox: Mailbox<MsgOf<S>>
         }
     };
     let _ = start.ack.reply(Ok(()));
+    serve((state, parent), mailbox)
+}
+
+/// A started server's loop (also what it wakes in after hibernating).
+fn serve<S: Server>((mut state, parent): (S, Pid), mailbox: Mailbox<MsgOf<S>>) {
     loop {
         let event = match mailbox.receive_event_timeout(None) {
             Ok(event) => event,
@@ -681,6 +696,10 @@ fn server_main<S: Server>(start: ServerStart<S::Arg>, mailbox: Mailbox<MsgOf<S>>
                     CallResult::Reply(reply) => {
                         let _ = caller.reply(reply);
                         Next::Continue
+                    }
+                    CallResult::ReplyHibernate(reply) => {
+                        let _ = caller.reply(reply);
+                        Next::Hibernate
                     }
                     CallResult::NoReply => Next::Continue,
                     CallResult::Stop(reason, reply) => {
@@ -707,9 +726,13 @@ fn server_main<S: Server>(start: ServerStart<S::Arg>, mailbox: Mailbox<MsgOf<S>>
                 reason,
             }),
         };
-        if let Next::Stop(reason) = next {
-            state.terminate(&reason);
-            exit(reason);
+        match next {
+            Next::Continue => {}
+            Next::Hibernate => crate::hibernate((state, parent), serve::<S>),
+            Next::Stop(reason) => {
+                state.terminate(&reason);
+                exit(reason);
+            }
         }
     }
 }

@@ -341,6 +341,70 @@ fn names_init_failure_stop_and_terminate() {
     );
 }
 
+/// A server that hibernates after every message: its state lives on across
+/// wakes, and calls, casts, infos and stop all work.
+struct Sleepy {
+    casts: u64,
+    infos: u64,
+}
+
+impl Server for Sleepy {
+    type Arg = ();
+    type Call = ();
+    type Reply = (u64, u64);
+    type Cast = u64;
+    type Info = ();
+
+    fn init(_: ()) -> Result<Self, ExitReason> {
+        Ok(Sleepy { casts: 0, infos: 0 })
+    }
+
+    fn handle_call(&mut self, _: (), _: Caller<(u64, u64)>) -> CallResult<(u64, u64)> {
+        CallResult::ReplyHibernate((self.casts, self.infos))
+    }
+
+    fn handle_cast(&mut self, n: u64) -> Next {
+        self.casts += n;
+        Next::Hibernate
+    }
+
+    fn handle_info(&mut self, _: Event<()>) -> Next {
+        self.infos += 1;
+        Next::Hibernate
+    }
+
+    fn terminate(&mut self, _: &ExitReason) {
+        let _ = send_named(ROOT, &format!("sleepy ends after {} casts", self.casts));
+    }
+}
+
+fn a_server_can_hibernate_between_messages() {
+    let s = Sleepy::start(()).unwrap();
+    for n in 1..=100 {
+        s.cast(n).unwrap();
+    }
+    s.info_after((), Duration::from_millis(20));
+    s.info(()).unwrap();
+    check(
+        s.call((), WAIT).ok() == Some((5050, 1)),
+        "casts and an info handled after wakes, state kept",
+    );
+    troupe::sleep(Duration::from_millis(100));
+    check(
+        s.call((), WAIT).ok() == Some((5050, 2)),
+        "a timer wakes a hibernated server",
+    );
+    check(
+        s.stop(ExitReason::Normal, WAIT).is_ok(),
+        "a hibernated server stops when asked",
+    );
+    let said = Mailbox::<String>::this().receive_timeout(WAIT);
+    check(
+        said.ok().as_deref() == Some("sleepy ends after 5050 casts"),
+        "terminate runs with the state kept across hibernations",
+    );
+}
+
 fn main() {
     troupe::register(ROOT, self_pid()).unwrap();
     let case = std::env::args().nth(1).unwrap_or_default();
@@ -349,6 +413,7 @@ fn main() {
         "timeout" => a_call_times_out_and_the_late_reply_is_dropped(),
         "dying" => a_call_to_a_dying_server_returns_its_exit_reason(),
         "names" => names_init_failure_stop_and_terminate(),
+        "hibernate" => a_server_can_hibernate_between_messages(),
         other => panic!("unknown case {other:?}"),
     }
     println!("done");
