@@ -26,6 +26,8 @@ use wasmparser::{ConstExpr, DataKind, ExternalKind, Operator, Parser, Payload, T
 /// The granularity at which memory is compared and saved.
 const PAGE: usize = 4096;
 const WASM_PAGE: u64 = 65536;
+/// Saved pages are stored as the 64-byte chunks that changed (most do not).
+const CHUNK: usize = PAGE / 64;
 static ZERO: [u8; PAGE] = [0; PAGE];
 
 /// What a module's memory starts as, for the pages that are kept.
@@ -180,20 +182,24 @@ fn const_i32(expr: &ConstExpr<'_>) -> Option<i32> {
 }
 
 /// A hibernated process's memory: the pages that differ from the module's
-/// image, XORed with it (so mostly zeros) and LZ4-compressed.
+/// image, XORed with it (so mostly zeros), without their all-zero 64-byte
+/// chunks, LZ4-compressed.
 pub struct Snapshot {
     /// The memory's size, bytes.
     size: usize,
-    /// LZ4 of: the number of pages (`u32` LE), their indices (`u32` LE
-    /// each), then the pages.
+    /// LZ4 of: the number of pages (`u32` LE), then for each page its index
+    /// (`u32` LE), a bitmap of its non-zero chunks (`u64` LE) and those
+    /// chunks. (Long zero runs are left out before LZ4 because LZ4's safe
+    /// decoder copies them byte by byte.)
     packed: Box<[u8]>,
 }
 
 impl Snapshot {
     /// Saves `memory` (the whole linear memory) against `image`.
     pub fn take(memory: &[u8], image: &Image) -> Snapshot {
-        let mut indices = Vec::new();
-        let mut pages = Vec::new();
+        let mut raw = vec![0; 4];
+        let mut pages = 0u32;
+        let mut delta = [0u8; PAGE];
         let start = image.keep_from.min(memory.len());
         for (i, page) in memory[start..].chunks(PAGE).enumerate() {
             let at = i * PAGE;
@@ -203,19 +209,26 @@ impl Snapshot {
             if same == init && rest == &ZERO[..rest.len()] {
                 continue;
             }
-            indices.push(((start + at) / PAGE) as u32);
-            let from = pages.len();
-            pages.extend_from_slice(page);
-            for (now, was) in pages[from..].iter_mut().zip(init) {
+            pages += 1;
+            let delta = &mut delta[..page.len()];
+            delta.copy_from_slice(page);
+            for (now, was) in delta.iter_mut().zip(init) {
                 *now ^= was;
             }
+            // The page's index, a bitmap of its non-zero chunks, the chunks.
+            raw.extend_from_slice(&(((start + at) / PAGE) as u32).to_le_bytes());
+            let mask_at = raw.len();
+            raw.extend_from_slice(&0u64.to_le_bytes());
+            let mut mask = 0u64;
+            for (c, chunk) in delta.chunks(CHUNK).enumerate() {
+                if chunk != &ZERO[..chunk.len()] {
+                    mask |= 1 << c;
+                    raw.extend_from_slice(chunk);
+                }
+            }
+            raw[mask_at..mask_at + 8].copy_from_slice(&mask.to_le_bytes());
         }
-        let mut raw = Vec::with_capacity(4 + 4 * indices.len() + pages.len());
-        raw.extend_from_slice(&(indices.len() as u32).to_le_bytes());
-        for i in &indices {
-            raw.extend_from_slice(&i.to_le_bytes());
-        }
-        raw.extend_from_slice(&pages);
+        raw[..4].copy_from_slice(&pages.to_le_bytes());
         Snapshot {
             size: memory.len(),
             packed: lz4_flex::compress_prepend_size(&raw).into_boxed_slice(),
@@ -235,17 +248,28 @@ impl Snapshot {
     /// Puts the saved pages back into `memory`, a fresh instance's memory
     /// already grown to [`Snapshot::size`].
     pub fn restore(&self, memory: &mut [u8]) -> Result<(), String> {
+        const BAD: &str = "the saved memory is malformed";
         let raw = lz4_flex::decompress_size_prepended(&self.packed)
             .map_err(|e| format!("the saved memory does not decompress: {e}"))?;
-        let n = u32::from_le_bytes(raw[..4].try_into().unwrap()) as usize;
-        let (indices, pages) = raw[4..].split_at(4 * n);
-        for (index, page) in indices.chunks_exact(4).zip(pages.chunks_exact(PAGE)) {
-            let at = u32::from_le_bytes(index.try_into().unwrap()) as usize * PAGE;
-            let target = memory
+        let mut rest = &raw[..];
+        let mut take = |n: usize| -> Result<&[u8], String> {
+            let (head, tail) = rest.split_at_checked(n).ok_or(BAD)?;
+            rest = tail;
+            Ok(head)
+        };
+        let pages = u32::from_le_bytes(take(4)?.try_into().unwrap());
+        for _ in 0..pages {
+            let at = u32::from_le_bytes(take(4)?.try_into().unwrap()) as usize * PAGE;
+            let mask = u64::from_le_bytes(take(8)?.try_into().unwrap());
+            let page = memory
                 .get_mut(at..at + PAGE)
                 .ok_or("a saved page lies outside the memory")?;
-            for (t, d) in target.iter_mut().zip(page) {
-                *t ^= d;
+            for (c, target) in page.chunks_mut(CHUNK).enumerate() {
+                if mask & (1 << c) != 0 {
+                    for (t, d) in target.iter_mut().zip(take(CHUNK)?) {
+                        *t ^= d;
+                    }
+                }
             }
         }
         Ok(())
@@ -343,5 +367,8 @@ mod tests {
         let snap = Snapshot::take(&m, image);
         let raw = lz4_flex::decompress_size_prepended(&snap.packed).unwrap();
         assert_eq!(raw, 0u32.to_le_bytes());
+        let mut m2 = m.clone();
+        snap.restore(&mut m2).unwrap();
+        assert!(m2 == m);
     }
 }
