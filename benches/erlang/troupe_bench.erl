@@ -5,7 +5,7 @@
 %% Prints exactly one JSON line (see benches/README.md) and halts.
 %% Timings use erlang:monotonic_time/1 and exclude VM start-up.
 -module(troupe_bench).
--export([main/1]).
+-export([main/1, idle_wait/0]).
 
 -define(XORSHIFT_SEED, 2463534242).
 
@@ -38,7 +38,7 @@ main(Args) ->
 %% ---------------------------------------------------------------- parameters
 
 defaults(spawn) -> [{n, 100000}];
-defaults(idle) -> [{n, 100000}];
+defaults(idle) -> [{n, 100000}, {hibernate, 0}];
 defaults(pingpong) -> [{rounds, 1000000}];
 defaults(ring) -> [{procs, 10000}, {laps, 100}];
 defaults(fanin) -> [{producers, 1000}, {msgs, 1000}];
@@ -53,9 +53,15 @@ params(Workload, Raw) ->
               Key = list_to_atom(K),
               lists:keymember(Key, 1, Acc) orelse error({unknown_param, Key}),
               N = list_to_integer(V),
-              N > 0 orelse error({param_must_be_positive, Key}),
+              case lists:member(Key, switches()) of
+                  true -> N =:= 0 orelse N =:= 1 orelse error({param_must_be_0_or_1, Key});
+                  false -> N > 0 orelse error({param_must_be_positive, Key})
+              end,
               lists:keystore(Key, 1, Acc, {Key, N})
       end, defaults(Workload), Raw).
+
+%% Parameters that are switches, 0 or 1, rather than positive integers.
+switches() -> [hibernate].
 
 p(Key, Params) -> element(2, lists:keyfind(Key, 1, Params)).
 
@@ -79,18 +85,28 @@ run(spawn, P) ->
     {Total / 1000 / N, "us/spawn", ms(Total),
      [{spawn_call_us, (T1 - T0) / 1000 / N}, {total_ms, ms(Total)}]};
 
+%% hibernate=1: the children wait in erlang:hibernate/3 (heap shrunk to
+%% fit, stack discarded) rather than in a plain receive.
 run(idle, P) ->
     N = p(n, P),
+    Hibernate = p(hibernate, P) =:= 1,
     C = counters:new(1, [write_concurrency]),
+    Child = case Hibernate of
+                true -> fun() -> counters:add(C, 1, 1),
+                                 erlang:hibernate(?MODULE, idle_wait, []) end;
+                false -> fun() -> counters:add(C, 1, 1), idle_wait() end
+            end,
     garbage_collect(),
     RssBefore = rss_bytes(),
     PssBefore = pss_bytes(),
     MemBefore = erlang:memory(total),
     T0 = now_ns(),
-    Pids = [spawn(fun() -> counters:add(C, 1, 1), receive stop -> ok end end)
-            || _ <- lists:seq(1, N)],
+    Pids = [spawn(Child) || _ <- lists:seq(1, N)],
     wait_counter(C, N),
     T1 = now_ns(),
+    %% A child that counted itself but has not hibernated yet (on another
+    %% scheduler) does now, as the Troupe guest waits for its own.
+    Hibernate andalso timer:sleep(20),
     RssAfter = rss_bytes(),
     PssAfter = pss_bytes(),
     MemAfter = erlang:memory(total),
@@ -178,6 +194,9 @@ xorshift32(X, N) ->
 spin(X) ->
     X1 = xorshift32(X, 1 bsl 20),
     receive stop -> ok after 0 -> spin(X1) end.
+
+%% An idle process's wait (the hibernated ones wake into it, and never do).
+idle_wait() -> receive stop -> ok end.
 
 spawn_n(0, _F) -> ok;
 spawn_n(N, F) -> spawn(F), spawn_n(N - 1, F).

@@ -46,7 +46,7 @@ fn main() {
 
     let out = match w.name {
         "spawn" => spawn_bench(p("n")),
-        "idle" => idle(p("n")),
+        "idle" => idle(p("n"), p("hibernate") == 1),
         "pingpong" => pingpong(p("rounds")),
         "ring" => ring(p("procs"), p("laps")),
         "fanin" => fanin(p("producers"), p("msgs")),
@@ -66,6 +66,10 @@ struct Workload {
     defaults: &'static [(&'static str, u64)],
 }
 
+/// Parameters that are switches, 0 (off) or 1 (on), rather than positive
+/// integers.
+const SWITCHES: &[&str] = &["hibernate"];
+
 const WORKLOADS: &[Workload] = &[
     Workload {
         name: "spawn",
@@ -73,7 +77,8 @@ const WORKLOADS: &[Workload] = &[
     },
     Workload {
         name: "idle",
-        defaults: &[("n", 100_000)],
+        // `hibernate=1`: the children wait hibernated (`troupe::hibernate`).
+        defaults: &[("n", 100_000), ("hibernate", 0)],
     },
     Workload {
         name: "pingpong",
@@ -113,11 +118,17 @@ fn parse_params(w: &Workload, raw: &[String]) -> Result<Vec<(&'static str, u64)>
             .iter_mut()
             .find(|(key, _)| *key == k)
             .ok_or_else(|| format!("unknown parameter {k:?} for workload {}", w.name))?;
-        slot.1 = v
-            .parse()
-            .ok()
-            .filter(|&n: &u64| n > 0)
-            .ok_or_else(|| format!("parameter {k}: {v:?} is not a positive integer"))?;
+        slot.1 = if SWITCHES.contains(&k) {
+            v.parse()
+                .ok()
+                .filter(|&n: &u64| n <= 1)
+                .ok_or_else(|| format!("parameter {k}: {v:?} is not 0 or 1"))?
+        } else {
+            v.parse()
+                .ok()
+                .filter(|&n: &u64| n > 0)
+                .ok_or_else(|| format!("parameter {k}: {v:?} is not a positive integer"))?
+        };
     }
     Ok(params)
 }
@@ -258,11 +269,23 @@ fn stop_before_oom(spawned: u64, rss_before: u64) {
 /// idle: `n` processes, each of which tells the root it is ready and then
 /// waits in `receive` forever. RSS growth of the VM per process, measured
 /// once the root has all `n` "ready" messages.
-fn idle(n: u64) -> Outcome {
+///
+/// With `hibernate`, each child waits hibernated instead (`troupe::hibernate`:
+/// no stack, no instance, no pool slot; only its changed memory pages,
+/// compressed), and `receive`s only once a message wakes it, which none does.
+/// The runner then leaves the VM's pool at its default size whatever `n`.
+fn idle(n: u64, hibernate: bool) -> Outcome {
     fn child(root: Process<u8>, mailbox: Mailbox<u8>) {
         let _ = root.send(1);
         mailbox.receive();
     }
+    fn hibernating_child(root: Process<u8>, _mailbox: Mailbox<u8>) {
+        let _ = root.send(1);
+        troupe::hibernate((), |_: (), mb: Mailbox<u8>| {
+            mb.receive();
+        });
+    }
+    let f: fn(Process<u8>, Mailbox<u8>) = if hibernate { hibernating_child } else { child };
     let mailbox = Mailbox::<u8>::this();
     let me = mailbox.process();
     let before = rss_bytes();
@@ -273,7 +296,7 @@ fn idle(n: u64) -> Outcome {
     let no_dirs = SpawnOptions::new().preopens(Vec::<String>::new());
     let mut children = Vec::with_capacity(n as usize);
     for i in 0..n {
-        children.push(check(no_dirs.spawn(me, child), "spawn"));
+        children.push(check(no_dirs.spawn(me, f), "spawn"));
         if i % 8192 == 8191 {
             stop_before_oom(i + 1, before);
         }
@@ -282,8 +305,8 @@ fn idle(n: u64) -> Outcome {
         mailbox.receive();
     }
     let elapsed = t0.elapsed();
-    // A child that was preempted between its "ready" and its receive parks
-    // now: give it a moment before reading the RSS.
+    // A child that was preempted between its "ready" and its receive (or
+    // its hibernation) parks now: give it a moment before reading the RSS.
     troupe::sleep(Duration::from_millis(20));
     let after = rss_bytes();
     let pss_after = pss_bytes();

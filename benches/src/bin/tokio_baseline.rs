@@ -64,7 +64,9 @@ impl Workload {
     fn defaults(self) -> &'static [(&'static str, u64)] {
         match self {
             Workload::Spawn => &[("n", 100_000)],
-            Workload::Idle => &[("n", 100_000)],
+            // `hibernate=1` (the hibernated variant of Troupe and Erlang)
+            // is refused: a parked task has no stack to give up.
+            Workload::Idle => &[("n", 100_000), ("hibernate", 0)],
             Workload::Pingpong => &[("rounds", 1_000_000)],
             Workload::Ring => &[("procs", 10_000), ("laps", 100)],
             Workload::Fanin => &[("producers", 1_000), ("msgs", 1_000)],
@@ -100,7 +102,11 @@ fn parse_params(w: Workload, raw: &[String]) -> Result<BTreeMap<String, u64>> {
         let v: u64 = v
             .parse()
             .with_context(|| format!("parameter {k}: {v:?} is not an integer"))?;
-        if v == 0 {
+        if k == "hibernate" {
+            if v > 1 {
+                bail!("parameter {k} must be 0 or 1");
+            }
+        } else if v == 0 {
             bail!("parameter {k} must be > 0");
         }
         map.insert(k.to_string(), v);
@@ -114,6 +120,12 @@ fn main() -> Result<()> {
         bail!("--threads must be >= 1");
     }
     let params = parse_params(cli.workload, &cli.params)?;
+    if params.get("hibernate") == Some(&1) {
+        bail!(
+            "idle hibernate=1 does not apply to tokio: a task parked on a channel has no \
+             stack to give up (the runner reports it as n/a)"
+        );
+    }
     let owned = params.clone();
     let p = move |k: &str| owned[k] as usize;
 

@@ -34,6 +34,9 @@ pub const WORKLOADS: &[WorkloadSpec] = &[
         full: &[&[("n", 100_000)]],
         quick: &[&[("n", 20_000)]],
     },
+    // `hibernate=1`: each process waits hibernated (Troupe:
+    // `troupe::hibernate`, Erlang: `erlang:hibernate/3`) instead of in a
+    // plain receive. tokio has no such thing (n/a).
     WorkloadSpec {
         name: "idle",
         better: Better::Lower,
@@ -43,8 +46,15 @@ pub const WORKLOADS: &[WorkloadSpec] = &[
             "spawn_rate",
             "erlang_memory_bytes_per_proc",
         ],
-        full: &[&[("n", 10_000)], &[("n", 100_000)], &[("n", 1_000_000)]],
-        quick: &[&[("n", 10_000)]],
+        full: &[
+            &[("n", 10_000)],
+            &[("n", 100_000)],
+            &[("n", 1_000_000)],
+            &[("n", 10_000), ("hibernate", 1)],
+            &[("n", 100_000), ("hibernate", 1)],
+            &[("n", 1_000_000), ("hibernate", 1)],
+        ],
+        quick: &[&[("n", 10_000)], &[("n", 10_000), ("hibernate", 1)]],
     },
     WorkloadSpec {
         name: "pingpong",
@@ -150,9 +160,31 @@ impl Case {
     pub fn param(&self, key: &str) -> Option<u64> {
         self.params.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
+
+    /// Whether this is the hibernated variant of `idle` (`hibernate=1`).
+    pub fn hibernated(&self) -> bool {
+        self.workload == "idle" && self.param("hibernate") == Some(1)
+    }
+
+    /// The series this case belongs to: its label without `n`, so the cases
+    /// that differ only by their number of processes share it (`idle` and
+    /// `idle hibernate=1` are two series).
+    pub fn series(&self) -> String {
+        series(self.workload, self.params.iter().copied())
+    }
 }
 
-/// Expand the table into cases, filtered by workload names and the idle limit.
+/// A case's label without its `n` parameter: see [`Case::series`].
+pub fn series<'a>(workload: &str, params: impl IntoIterator<Item = (&'a str, u64)>) -> String {
+    let mut s = workload.to_string();
+    for (k, v) in params.into_iter().filter(|(k, _)| *k != "n") {
+        s.push_str(&format!(" {k}={v}"));
+    }
+    s
+}
+
+/// Expand the table into cases, filtered by workload names and the idle limit
+/// (which applies to every idle variant).
 pub fn cases(quick: bool, only: Option<&[String]>, idle_max: u64) -> anyhow::Result<Vec<Case>> {
     if let Some(names) = only {
         for n in names {
@@ -182,4 +214,41 @@ pub fn cases(quick: bool, only: Option<&[String]>, idle_max: u64) -> anyhow::Res
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle(quick: bool, idle_max: u64) -> Vec<String> {
+        cases(quick, Some(&["idle".to_string()]), idle_max)
+            .unwrap()
+            .iter()
+            .map(Case::label)
+            .collect()
+    }
+
+    #[test]
+    fn idle_variants_and_limit() {
+        assert_eq!(
+            idle(true, u64::MAX),
+            ["idle n=10000", "idle n=10000 hibernate=1"]
+        );
+        assert_eq!(
+            idle(false, 100_000),
+            [
+                "idle n=10000",
+                "idle n=100000",
+                "idle n=10000 hibernate=1",
+                "idle n=100000 hibernate=1"
+            ]
+        );
+        let all = cases(false, Some(&["idle".to_string()]), u64::MAX).unwrap();
+        assert_eq!(all.len(), 6);
+        assert_eq!(all[2].series(), "idle");
+        assert!(!all[2].hibernated());
+        assert_eq!(all[5].series(), "idle hibernate=1");
+        assert!(all[5].hibernated());
+        assert_eq!(all[5].param("n"), Some(1_000_000));
+    }
 }

@@ -128,11 +128,26 @@ fn main() -> Result<()> {
     let mut samples: BTreeMap<Key, Vec<Sample>> = BTreeMap::new();
     let mut errors: BTreeMap<Key, String> = BTreeMap::new();
     let mut skipped: BTreeSet<Key> = BTreeSet::new();
-    // Smallest idle N that failed, per (threads, system): larger N are skipped.
-    let mut idle_failed: BTreeMap<(usize, usize), u64> = BTreeMap::new();
+    // (case index, system index) -> why the case does not apply to the system.
+    let mut not_applicable: BTreeMap<(usize, usize), &'static str> = BTreeMap::new();
+    // Smallest idle N that failed, per (series, threads, system): larger N of
+    // the same series are skipped (plain and hibernated idle are two series).
+    let mut idle_failed: BTreeMap<(String, usize, usize), u64> = BTreeMap::new();
 
     for (ci, case) in cases.iter().enumerate() {
-        if !systems.iter().any(|s| s.supports(case.workload)) {
+        for (si, sys) in systems.iter().enumerate() {
+            if let Some(why) = sys.not_applicable(case) {
+                not_applicable.insert((ci, si), why);
+            }
+        }
+        let runs = |si: usize, sys: &dyn System| {
+            sys.supports(case.workload) && !not_applicable.contains_key(&(ci, si))
+        };
+        if !systems
+            .iter()
+            .enumerate()
+            .any(|(si, s)| runs(si, s.as_ref()))
+        {
             notes.push(format!(
                 "{}: no available system implements it",
                 case.label()
@@ -145,7 +160,7 @@ fn main() -> Result<()> {
             for rep in 0..reps {
                 for (si, sys) in systems.iter().enumerate() {
                     let key = (ci, threads, si);
-                    if !sys.supports(case.workload)
+                    if !runs(si, sys.as_ref())
                         || errors.contains_key(&key)
                         || skipped.contains(&key)
                     {
@@ -153,7 +168,8 @@ fn main() -> Result<()> {
                     }
                     if case.workload == "idle" {
                         let n = case.param("n").unwrap_or(0);
-                        if idle_failed.get(&(threads, si)).is_some_and(|&f| n > f) {
+                        let series = (case.series(), threads, si);
+                        if idle_failed.get(&series).is_some_and(|&f| n > f) {
                             notes.push(format!(
                                 "{} / {threads} threads / {}: skipped, a smaller N failed",
                                 case.label(),
@@ -164,12 +180,13 @@ fn main() -> Result<()> {
                         }
                         // Do not run the machine out of memory (the OOM killer
                         // may pick another process): extrapolate from the
-                        // largest smaller N measured, by PSS if reported (RSS
-                        // counts pages shared by k processes k times).
+                        // largest smaller N of the same series measured, by
+                        // PSS if reported (RSS counts pages shared by k
+                        // processes k times).
                         let measured = cases[..ci]
                             .iter()
                             .enumerate()
-                            .filter(|(_, c)| c.workload == "idle")
+                            .filter(|(_, c)| c.workload == "idle" && c.series() == series.0)
                             .filter_map(|(cj, c)| {
                                 let s = samples.get(&(cj, threads, si))?;
                                 let values: Vec<f64> = s
@@ -230,7 +247,8 @@ fn main() -> Result<()> {
                             eprintln!("FAILED: {e}");
                             if case.workload == "idle" {
                                 let n = case.param("n").unwrap_or(0);
-                                let f = idle_failed.entry((threads, si)).or_insert(n);
+                                let f =
+                                    idle_failed.entry((case.series(), threads, si)).or_insert(n);
                                 *f = (*f).min(n);
                             }
                             errors.insert(key, e);
@@ -245,6 +263,10 @@ fn main() -> Result<()> {
     for (ci, case) in cases.iter().enumerate() {
         for &threads in &cli.threads {
             for (si, sys) in systems.iter().enumerate() {
+                if let Some(why) = not_applicable.get(&(ci, si)) {
+                    rows.push(Row::not_applicable(case, threads, sys.name(), why));
+                    continue;
+                }
                 let key = (ci, threads, si);
                 let err = errors.get(&key).cloned();
                 match samples.get(&key) {
@@ -287,7 +309,12 @@ fn main() -> Result<()> {
         .iter()
         .filter(|r| r.status == report::Status::Ok)
         .count();
-    let skipped = report.notes.len();
+    let skipped = report.notes.len()
+        + report
+            .rows
+            .iter()
+            .filter(|r| r.status == report::Status::NotApplicable)
+            .count();
     // Closing line in the plain "N passed, N failed" form CI logs understand.
     println!("bench: {passed} passed, {failed} failed, {skipped} skipped");
     if failed > 0 {

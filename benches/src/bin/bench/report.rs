@@ -7,7 +7,7 @@ use serde::Serialize;
 pub use troupe_benches::human;
 use troupe_benches::now_utc;
 
-use crate::cases::{Better, Case};
+use crate::cases::{series, Better, Case};
 use crate::exec::Sample;
 use crate::systems::BASELINE;
 
@@ -16,6 +16,9 @@ use crate::systems::BASELINE;
 pub enum Status {
     Ok,
     Failed,
+    /// Not run: the case has no meaning for this system (`note` says why).
+    #[serde(rename = "n/a")]
+    NotApplicable,
 }
 
 /// One (case, threads, system) cell.
@@ -100,6 +103,15 @@ impl Row {
             ratio_vs_tokio: None,
             extra,
             details: case.details,
+        }
+    }
+
+    /// A cell that was not run because the case does not apply to `system`.
+    pub fn not_applicable(case: &Case, threads: usize, system: &'static str, why: &str) -> Row {
+        Row {
+            status: Status::NotApplicable,
+            note: Some(why.to_string()),
+            ..Row::new(case, threads, system, &[], None)
         }
     }
 }
@@ -204,9 +216,13 @@ impl Report {
         s.push_str("| workload | threads | system | min | median | unit | ratio vs tokio | details (median) |\n");
         s.push_str("|---|---:|---|---:|---:|---|---:|---|\n");
         for r in &self.rows {
-            let num = |v: Option<f64>| v.map_or("-".to_string(), human);
+            let num = |v: Option<f64>| match r.status {
+                Status::NotApplicable => "n/a".to_string(),
+                _ => v.map_or("-".to_string(), human),
+            };
             let ratio = match (r.status, r.ratio_vs_tokio) {
                 (Status::Failed, _) => "failed".to_string(),
+                (Status::NotApplicable, _) => "n/a".to_string(),
                 (_, Some(x)) => format!("{x:.2}"),
                 _ => "-".to_string(),
             };
@@ -230,11 +246,33 @@ impl Report {
         }
         let capacity = self.idle_capacity();
         if !capacity.is_empty() {
-            s.push_str("\nLargest idle N that fit: ");
-            s.push_str(&capacity.join("; "));
             s.push('\n');
         }
+        for (series, fit) in capacity {
+            let _ = writeln!(
+                s,
+                "Largest idle N that fit ({series}): {}  ",
+                fit.join("; ")
+            );
+        }
         let mut notes: Vec<String> = self.notes.clone();
+        // One note per (case, system) that does not apply, not per thread count.
+        let mut na_seen = Vec::new();
+        for r in self
+            .rows
+            .iter()
+            .filter(|r| r.status == Status::NotApplicable)
+        {
+            if !na_seen.contains(&(&r.case, r.system)) {
+                na_seen.push((&r.case, r.system));
+                notes.push(format!(
+                    "{} / {}: n/a: {}",
+                    r.case,
+                    r.system,
+                    r.note.as_deref().unwrap_or("")
+                ));
+            }
+        }
         notes.extend(
             self.rows
                 .iter()
@@ -258,27 +296,80 @@ impl Report {
         s
     }
 
-    /// Per system and thread count, the largest idle N that succeeded.
-    fn idle_capacity(&self) -> Vec<String> {
-        let mut best: BTreeMap<(usize, &str), u64> = BTreeMap::new();
+    /// Per idle series ("plain", or its parameters other than `n`, e.g.
+    /// "hibernate=1"), then per system and thread count, the largest idle N
+    /// that succeeded. Plain idle first.
+    fn idle_capacity(&self) -> Vec<(String, Vec<String>)> {
+        let mut best: BTreeMap<(String, usize, &str), u64> = BTreeMap::new();
         for r in self
             .rows
             .iter()
             .filter(|r| r.workload == "idle" && r.status == Status::Ok)
         {
+            let series = series(r.workload, r.params.iter().map(|(k, v)| (*k, *v)));
             let n = r.params.get("n").copied().unwrap_or(0);
-            let e = best.entry((r.threads, r.system)).or_default();
+            let e = best.entry((series, r.threads, r.system)).or_default();
             *e = (*e).max(n);
         }
-        best.into_iter()
-            .map(|((t, sys), n)| format!("{sys} {t}T: {}", human(n as f64)))
-            .collect()
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for ((series, t, sys), n) in best {
+            let name = match series.strip_prefix("idle").map(str::trim) {
+                Some("") | None => "plain".to_string(),
+                Some(rest) => rest.to_string(),
+            };
+            let fit = format!("{sys} {t}T: {}", human(n as f64));
+            match out.iter_mut().find(|(s, _)| *s == name) {
+                Some((_, v)) => v.push(fit),
+                None => out.push((name, vec![fit])),
+            }
+        }
+        out.sort_by_key(|(s, _)| s != "plain");
+        out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(rows: Vec<Row>) -> Report {
+        Report {
+            machine: Machine::probe(None),
+            quick: true,
+            reps: 1,
+            threads: vec![1],
+            wall_secs: 0.0,
+            notes: vec![],
+            rows,
+        }
+    }
+
+    fn sample(value: f64) -> Sample {
+        Sample {
+            value,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn idle_variants_are_reported_apart() {
+        let idle = crate::cases::cases(false, Some(&["idle".to_string()]), u64::MAX).unwrap();
+        let (plain_100k, plain_1m, hib_1m) = (&idle[1], &idle[2], &idle[5]);
+        let rows = vec![
+            Row::new(plain_100k, 1, "troupe", &[sample(1.0)], None),
+            Row::new(plain_1m, 1, "troupe", &[], Some("oom".into())),
+            Row::not_applicable(hib_1m, 1, "tokio", "no stack"),
+            Row::new(hib_1m, 1, "troupe", &[sample(2.0)], None),
+        ];
+        let md = report(rows).markdown();
+        assert!(md.contains("Largest idle N that fit (plain): troupe 1T: 100k  \n"));
+        assert!(md.contains("Largest idle N that fit (hibernate=1): troupe 1T: 1.00M  \n"));
+        assert!(md.contains(
+            "| idle n=1000000 hibernate=1 | 1 | tokio | n/a | n/a | bytes/proc | n/a |  |"
+        ));
+        assert!(md.contains("| idle n=1000000 hibernate=1 | 1 | troupe | 2.00 |"));
+        assert!(md.contains("- idle n=1000000 hibernate=1 / tokio: n/a: no stack\n"));
+    }
 
     #[test]
     fn median_odd_even() {

@@ -25,6 +25,12 @@ pub trait System {
     fn supports(&self, _workload: &str) -> bool {
         true
     }
+    /// `Some(why)` for a case that has no meaning for this system (not just
+    /// no implementation): it is not run, and the report shows it as n/a
+    /// with `why` as the note.
+    fn not_applicable(&self, _case: &Case) -> Option<&'static str> {
+        None
+    }
     /// The command that runs `case` once on `threads` scheduler threads and
     /// prints one JSON result line. `Err(note)` skips this case.
     fn command(&self, case: &Case, threads: usize) -> Result<Command, String>;
@@ -72,6 +78,13 @@ impl System for Tokio {
                 self.bin.display()
             ))
         }
+    }
+
+    fn not_applicable(&self, case: &Case) -> Option<&'static str> {
+        case.hibernated().then_some(
+            "a tokio task waiting on a channel has no stack to give up (it is \
+             already a small state machine): there is nothing to hibernate",
+        )
     }
 
     fn command(&self, case: &Case, threads: usize) -> Result<Command, String> {
@@ -217,7 +230,11 @@ impl Troupe {
 
     /// The VM flags a case needs beyond `--threads`:
     /// - `--max-processes`: the default pool (10,000) or, for bigger cases,
-    ///   what the case has alive at once plus 100;
+    ///   what the case has alive at once plus 100; but the default pool for
+    ///   `idle hibernate=1`, whatever `n`: a hibernated process holds no pool
+    ///   slot (no instance, memory slot or stack), so the pool only has to
+    ///   hold the root and the children not yet hibernated (spawning waits
+    ///   for a free slot when it is full);
     /// - `--max-memory`: the default (64 MiB), unless the pool would reserve
     ///   more than 80 TiB of address space, then less (never below 8 MiB);
     ///   for `bounds`, `reserve_mib` MiB (with a pool of 16 slots);
@@ -226,6 +243,7 @@ impl Troupe {
     fn vm_flags(case: &Case, threads: usize) -> (u64, Vec<String>) {
         let slots = match case.workload {
             "bounds" => 16,
+            "idle" if case.hibernated() => TROUPE_DEFAULT_POOL,
             _ => TROUPE_DEFAULT_POOL.max(Self::processes(case, threads) + 100),
         };
         let mut flags = vec![
@@ -359,6 +377,16 @@ mod tests {
     }
 
     #[test]
+    fn hibernated_idle_is_na_for_tokio_only() {
+        let plain = case("idle", true, 0);
+        let hib = case("idle", true, 1);
+        assert!(Tokio::default().not_applicable(&plain).is_none());
+        assert!(Tokio::default().not_applicable(&hib).is_some());
+        assert!(Erlang::default().not_applicable(&hib).is_none());
+        assert!(Troupe::default().not_applicable(&hib).is_none());
+    }
+
+    #[test]
     fn troupe_pool_fits_the_case() {
         let (slots, flags) = Troupe::vm_flags(&case("pingpong", false, 0), 2);
         assert_eq!(slots, TROUPE_DEFAULT_POOL);
@@ -376,6 +404,15 @@ mod tests {
         let (slots, flags) = Troupe::vm_flags(&case("bounds", false, 1), 1);
         assert_eq!(slots, 16);
         assert!(flags.windows(2).any(|w| w == ["--max-memory", "4096M"]));
+
+        // Hibernated idle: the default pool, even for a million processes.
+        let hib = case("idle", false, 5);
+        assert_eq!(hib.label(), "idle n=1000000 hibernate=1");
+        let (slots, flags) = Troupe::vm_flags(&hib, 1);
+        assert_eq!(slots, TROUPE_DEFAULT_POOL);
+        assert_eq!(&flags[..4], ["--threads", "1", "--max-processes", "10000"]);
+        assert!(flags.windows(2).any(|w| w == ["--dir", "/proc::/proc"]));
+        assert!(!flags.iter().any(|f| f == "--max-memory"));
 
         let (slots, _) = Troupe::vm_flags(&case("ring", false, 0), 1);
         assert_eq!(slots, TROUPE_DEFAULT_POOL.max(10_000 + 1 + 100));
