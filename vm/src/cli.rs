@@ -60,8 +60,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
-    /// How many processes may be alive at once [default: 10000, or what the
-    /// kernel's vm.max_map_count allows if less]. The pool is reserved at
+    /// How many processes may hold an instance at once [default: 10000, or
+    /// what the kernel's vm.max_map_count allows if less]; hibernated
+    /// processes hold none and do not count. The pool is reserved at
     /// start-up, which costs about 4 µs per slot.
     #[arg(long, value_name = "N")]
     pub max_processes: Option<u32>,

@@ -58,9 +58,11 @@ impl VmConfig {
         Self::default()
     }
 
-    /// How many processes can be alive at once: the size of the instance,
-    /// memory, table and stack pools, reserved (not committed) up front. A
-    /// spawn beyond it fails with `RESOURCE_LIMIT`.
+    /// How many processes can hold an instance at once: the size of the
+    /// instance, memory, table and stack pools, reserved (not committed) up
+    /// front. Hibernated processes hold none and do not count. A spawn
+    /// beyond it waits while processes end or hibernate, then fails with
+    /// `RESOURCE_LIMIT`.
     ///
     /// Each slot of the stack pool costs two kernel memory mappings from the
     /// start, and each live process a few more, so a count beyond what

@@ -209,6 +209,24 @@ fn workers_example_gathers_the_right_total() {
 }
 
 #[test]
+fn sessions_example_keeps_forty_times_more_hibernated_sessions_than_pool_slots() {
+    // 2,000 session servers in a pool of 50 slots: each must hibernate
+    // (HIBERNATE_AFTER) for the next one to start, and wake for each visit.
+    let out = troupe(&[
+        "run",
+        "--max-processes",
+        "50",
+        guest("sessions").to_str().unwrap(),
+        "2000",
+        "6000",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("2000 sessions started"), "{stdout}");
+    assert!(stdout.contains("sessions: OK"), "{stdout}");
+}
+
+#[test]
 fn crash_example_loses_only_the_crashed_processes() {
     let out = troupe(&["run", guest("crash").to_str().unwrap()]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));

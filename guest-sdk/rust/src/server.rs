@@ -98,6 +98,12 @@ pub trait Server: Sized + 'static {
     /// there are none.
     type Info: Serialize + DeserializeOwned;
 
+    /// Hibernate (see [`Next::Hibernate`]) whenever no message has come for
+    /// this long, as with OTP's `{hibernate_after, Time}` start option;
+    /// `Some(Duration::ZERO)`: whenever the mailbox is empty, so from right
+    /// after `init`. `None` (the default): only when a handler asks.
+    const HIBERNATE_AFTER: Option<Duration> = None;
+
     /// Builds the state, in the new process. The starter waits until this
     /// returns: `Err(reason)` fails the start with `reason` (the process
     /// ends normally, as with OTP 26's `{error, Reason}`, so a linked
@@ -678,7 +684,7 @@ fn server_main<S: Server>(start: ServerStart<S::Arg>, mailbox: Mailbox<MsgOf<S>>
 /// A started server's loop (also what it wakes in after hibernating).
 fn serve<S: Server>((mut state, parent): (S, Pid), mailbox: Mailbox<MsgOf<S>>) {
     loop {
-        let event = match mailbox.receive_event_timeout(None) {
+        let event = match mailbox.receive_event_timeout(S::HIBERNATE_AFTER) {
             Ok(event) => event,
             Err(ReceiveError::Malformed { from, error }) => {
                 eprintln!(
@@ -688,7 +694,7 @@ fn serve<S: Server>((mut state, parent): (S, Pid), mailbox: Mailbox<MsgOf<S>>) {
                 );
                 continue;
             }
-            Err(ReceiveError::Timeout) => continue,
+            Err(ReceiveError::Timeout) => crate::hibernate((state, parent), serve::<S>),
         };
         let next = match event {
             Event::Message { from, msg } => match msg {
