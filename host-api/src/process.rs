@@ -379,7 +379,7 @@ fn exit<T: ProcessCtx>(
 ) -> wasmtime::Result<()> {
     const F: &str = "troupe_process::exit";
     match read_reason(&caller, F, reason_ptr, reason_len)? {
-        Ok(reason) => Err(wasmtime::Error::new(GuestExit(reason))),
+        Ok(reason) => Err(unwind(GuestExit(reason))),
         Err(e) => Err(wasmtime::format_err!("{F}: bad exit reason: {e}")),
     }
 }
@@ -498,7 +498,26 @@ fn hibernate<T: ProcessCtx>(
         Ok(Hibernate { entry, params })
     });
     match checked {
-        Ok(h) => Err(wasmtime::Error::new(h)),
+        Ok(h) => Err(unwind(h)),
         Err(e) => Ok(caller.data_mut().record_error(e)),
     }
+}
+
+/// The error that unwinds a process that asked to stop running (`exit`,
+/// `hibernate`): not a fault, so it carries an empty Wasm backtrace, which
+/// tells wasmtime not to capture one (capturing symbolises every frame:
+/// about a tenth of the cost of a hibernation).
+fn unwind<E: std::error::Error + Send + Sync + 'static>(e: E) -> wasmtime::Error {
+    thread_local! {
+        /// A store of an engine that captures no backtraces: its
+        /// `WasmBacktrace::capture` is an empty one, made without a walk.
+        static NO_BACKTRACES: wasmtime::Store<()> = {
+            let mut config = wasmtime::Config::new();
+            config.wasm_backtrace_max_frames(None);
+            let engine = wasmtime::Engine::new(&config).expect("a default engine");
+            wasmtime::Store::new(&engine, ())
+        };
+    }
+    let empty = NO_BACKTRACES.with(|store| wasmtime::WasmBacktrace::capture(store));
+    wasmtime::Error::new(e).context(empty)
 }
