@@ -177,6 +177,18 @@ fn a_hibernating_process_keeps_its_heap_and_pid_across_many_wakes() {
 }
 
 #[test]
+fn a_hibernating_process_keeps_its_fuel_budget_across_wakes() {
+    hibernate_case(
+        VmConfig::new().fuel(1 << 50),
+        &["fuel"],
+        &[
+            "a hibernating process runs out of its fuel budget (Ok(Limit(Fuel)))",
+            "it died before handling 100 messages' worth of work",
+        ],
+    );
+}
+
+#[test]
 fn hibernated_processes_hold_no_slot_so_a_pool_of_20_serves_2000() {
     // Live (non-hibernated) processes are bounded by the pool; hibernated
     // ones are not. Without hibernation the 21st spawn fails.

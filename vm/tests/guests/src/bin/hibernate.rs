@@ -253,6 +253,44 @@ fn stash() {
     );
 }
 
+/// Burns some fuel for each message, hibernating in between.
+fn burner(rounds: u64, mailbox: Mailbox<u64>) {
+    let work = mailbox.receive();
+    let mut x = rounds;
+    for i in 0..work {
+        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+    }
+    std::hint::black_box(x);
+    hibernate(rounds + 1, burner)
+}
+
+/// A fuel budget is kept across hibernations, not refilled at each wake:
+/// a process burning a tenth of its budget per message dies of it.
+fn fuel() {
+    let p = troupe::SpawnOptions::new()
+        .fuel(20_000_000)
+        .spawn(0u64, burner)
+        .unwrap();
+    let m = monitor(p.pid());
+    let mut sent = 0;
+    for _ in 0..100 {
+        if p.send(400_000).is_err() {
+            break;
+        }
+        sent += 1;
+        troupe::sleep(Duration::from_millis(2));
+    }
+    let reason = receive_down_from(m, Some(WAIT));
+    check(
+        matches!(reason, Ok(ExitReason::Limit(troupe::Limit::Fuel))),
+        &format!("a hibernating process runs out of its fuel budget ({reason:?})"),
+    );
+    check(
+        sent < 100,
+        "it died before handling 100 messages' worth of work",
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
@@ -260,6 +298,7 @@ fn main() {
         Some("many") => many(args[2].parse().unwrap()),
         Some("signals") => signals(),
         Some("stash") => stash(),
+        Some("fuel") => fuel(),
         other => panic!("unknown case {other:?}"),
     }
     println!("done");
