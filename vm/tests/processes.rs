@@ -189,6 +189,30 @@ fn a_hibernating_process_keeps_its_fuel_budget_across_wakes() {
 }
 
 #[test]
+fn a_file_opened_before_hibernating_is_written_after_each_wake() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_with_dirs(
+        VmConfig::new(),
+        "hibernate",
+        &["files"],
+        &[(dir.path(), "/data")],
+    );
+    assert_normal(&r);
+    let context = format!("stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("FAIL"), "{context}");
+    assert!(
+        r.stdout.contains(
+            "ok: a file opened before hibernating is written after each wake: \"one two three\""
+        ),
+        "{context}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("hibernate.txt")).unwrap(),
+        "one two three"
+    );
+}
+
+#[test]
 fn hibernated_processes_hold_no_slot_so_a_pool_of_20_serves_2000() {
     // Live (non-hibernated) processes are bounded by the pool; hibernated
     // ones are not. Without hibernation the 21st spawn fails.

@@ -291,6 +291,44 @@ fn fuel() {
     );
 }
 
+/// Appends each message to a file it opened before hibernating: the open
+/// file (a WASI descriptor, in the VM, and wasi-libc's table of it, in the
+/// memory) works after each wake.
+fn writer(mut file: std::fs::File, mailbox: Mailbox<String>) {
+    use std::io::Write;
+    let line = mailbox.receive();
+    if line == "stop" {
+        return;
+    }
+    file.write_all(line.as_bytes()).unwrap();
+    hibernate(file, writer)
+}
+
+fn files() {
+    let path = "/data/hibernate.txt";
+    // The child opens the file (in its own WASI context), then hibernates.
+    let p = spawn(path.to_string(), |path: String, _: Mailbox<String>| {
+        hibernate(std::fs::File::create(path).unwrap(), writer)
+    })
+    .unwrap();
+    let m = monitor(p.pid());
+    for word in ["one ", "two ", "three"] {
+        p.send(word.to_string()).unwrap();
+        troupe::sleep(Duration::from_millis(5));
+    }
+    p.send("stop".to_string()).unwrap();
+    let ended = receive_down_from(m, Some(WAIT));
+    check(
+        matches!(ended, Ok(ExitReason::Normal)),
+        "the writer ends normally",
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    check(
+        text == "one two three",
+        &format!("a file opened before hibernating is written after each wake: {text:?}"),
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
@@ -299,6 +337,7 @@ fn main() {
         Some("signals") => signals(),
         Some("stash") => stash(),
         Some("fuel") => fuel(),
+        Some("files") => files(),
         other => panic!("unknown case {other:?}"),
     }
     println!("done");
