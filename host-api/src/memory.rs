@@ -92,6 +92,20 @@ pub fn read_str<T: ProcessCtx>(
         .map_err(|e| format!("{what} is not UTF-8: {e}")))
 }
 
+/// [`read_str`] for an argument: text that is not UTF-8 is an
+/// `INVALID_ARGUMENT` error for the caller (a bad pointer still traps).
+pub fn read_str_arg<T: ProcessCtx>(
+    memory: &Memory,
+    store: &impl AsContext<Data = T>,
+    func: &str,
+    what: &str,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<Result<String, crate::HostError>> {
+    Ok(read_str(memory, store, func, what, ptr, len)?
+        .map_err(|e| crate::HostError::new(troupe_abi::err::INVALID_ARGUMENT, e)))
+}
+
 /// Splits a list of NUL-terminated UTF-8 strings (the ABI's list encoding).
 pub fn split_nul_list(bytes: &[u8], what: &str) -> Result<Vec<String>, String> {
     if bytes.is_empty() {

@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use troupe_abi::{err, module::NET, val};
 use wasmtime::{Caller, Linker, Memory};
 
-use crate::memory::{memory_of, read_str, slice, slice_mut, write_u64};
+use crate::memory::{memory_of, read_str, read_str_arg, slice, slice_mut, write_u64};
 use crate::{HostError, ProcessCtx};
 
 /// An open socket.
@@ -527,18 +527,6 @@ fn write_u32<T: ProcessCtx>(
     Ok(())
 }
 
-/// Reads a UTF-8 address argument.
-fn read_addr<T: ProcessCtx>(
-    memory: &Memory,
-    caller: &Caller<'_, T>,
-    f: &str,
-    ptr: i32,
-    len: i32,
-) -> wasmtime::Result<Result<String, HostError>> {
-    Ok(read_str(memory, caller, f, "addr", ptr, len)?
-        .map_err(|e| host_error(err::INVALID_ARGUMENT, e)))
-}
-
 /// Adds a new socket to the caller's table and writes its handle.
 fn add_socket<T: ProcessCtx>(
     memory: &Memory,
@@ -652,7 +640,7 @@ async fn bind<T: ProcessCtx>(
 ) -> wasmtime::Result<i32> {
     let memory = memory_of(&caller, f)?;
     slice(&memory, &caller, f, "out_handle", out_handle, 8)?;
-    let addr = match read_addr(&memory, &caller, f, addr_ptr, addr_len)? {
+    let addr = match read_str_arg(&memory, &caller, f, "addr", addr_ptr, addr_len)? {
         Ok(a) => a,
         Err(e) => return Ok(caller.data_mut().record_error(e)),
     };
@@ -732,7 +720,7 @@ async fn tcp_connect<T: ProcessCtx>(
     const F: &str = "troupe_net::tcp_connect";
     let memory = memory_of(&caller, F)?;
     slice(&memory, &caller, F, "out_handle", out_handle, 8)?;
-    let addr = match read_addr(&memory, &caller, F, addr_ptr, addr_len)? {
+    let addr = match read_str_arg(&memory, &caller, F, "addr", addr_ptr, addr_len)? {
         Ok(a) => a,
         Err(e) => return Ok(caller.data_mut().record_error(e)),
     };
@@ -887,7 +875,7 @@ async fn udp_send_to<T: ProcessCtx>(
     let memory = memory_of(&caller, F)?;
     let data = slice(&memory, &caller, F, "buf", buf_ptr, buf_len)?.to_vec();
     slice(&memory, &caller, F, "out_n", out_n, 4)?;
-    let addr = match read_addr(&memory, &caller, F, addr_ptr, addr_len)? {
+    let addr = match read_str_arg(&memory, &caller, F, "addr", addr_ptr, addr_len)? {
         Ok(a) => a,
         Err(e) => return Ok(caller.data_mut().record_error(e)),
     };

@@ -4,7 +4,7 @@
 use troupe_abi::{err, module::PROCESS, val};
 use wasmtime::{Caller, Linker};
 
-use crate::memory::{memory_of, read_str, slice, slice_mut, split_nul_list, write_u64};
+use crate::memory::{memory_of, read_str_arg, slice, slice_mut, split_nul_list, write_u64};
 use crate::{ExitReason, GuestExit, Hibernate, HostError, ProcessCtx, SpawnConfig, SpawnRequest};
 
 /// Registers `troupe_process` into `linker`.
@@ -403,7 +403,7 @@ async fn spawn<T: ProcessCtx>(mut caller: Caller<'_, T>, a: SpawnArgs) -> wasmti
     // The sockets attached to the argument go to the child; if the spawn
     // fails they are dropped (closed) with the request.
     let sockets = crate::net::take_attached(caller.data_mut());
-    let entry = read_entry(&memory, &caller, F, a.entry_ptr, a.entry_len)?;
+    let entry = read_str_arg(&memory, &caller, F, "entry", a.entry_ptr, a.entry_len)?;
     let params = read_params(&memory, &caller, F, a.params_ptr, a.params_count)?;
     let arg = slice(&memory, &caller, F, "arg", a.arg_ptr, a.arg_len)?.to_vec();
     let (entry, params) = match (entry, params) {
@@ -433,18 +433,6 @@ async fn spawn<T: ProcessCtx>(mut caller: Caller<'_, T>, a: SpawnArgs) -> wasmti
         }
         Err(e) => Ok(caller.data_mut().record_error(e)),
     }
-}
-
-/// Reads an entry function's name: `Ok(Err(_))` if it is not UTF-8.
-fn read_entry<T: ProcessCtx>(
-    memory: &wasmtime::Memory,
-    caller: &Caller<'_, T>,
-    f: &str,
-    ptr: i32,
-    len: i32,
-) -> wasmtime::Result<Result<String, HostError>> {
-    Ok(read_str(memory, caller, f, "entry", ptr, len)?
-        .map_err(|e| HostError::new(err::INVALID_ARGUMENT, e)))
 }
 
 /// Reads an entry's `count` little-endian `i64` parameters: `Ok(Err(_))` if
@@ -490,7 +478,7 @@ fn hibernate<T: ProcessCtx>(
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_process::hibernate";
     let memory = memory_of(&caller, F)?;
-    let entry = read_entry(&memory, &caller, F, entry_ptr, entry_len)?;
+    let entry = read_str_arg(&memory, &caller, F, "entry", entry_ptr, entry_len)?;
     let params = read_params(&memory, &caller, F, params_ptr, params_count)?;
     let checked = entry.and_then(|entry| {
         let params = params?;

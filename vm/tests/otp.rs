@@ -5,28 +5,8 @@
 //! `ok: <check>` or `FAIL: <check>` per check.
 
 mod common;
-use common::{guest, run, text, troupe};
-use troupe_vm::{ExitReason, VmConfig};
-
-/// Runs `case` of guest `name` and checks that it ended normally, printed
-/// every line of `expected` (as `ok: <line>`) and no failure.
-fn run_case(config: VmConfig, name: &str, args: &[&str], expected: &[&str]) -> common::Run {
-    let r = run(config, name, args);
-    let context = format!(
-        "{name} {args:?}\nstdout:\n{}\nstderr:\n{}",
-        r.stdout, r.stderr
-    );
-    assert_eq!(r.reason, ExitReason::Normal, "{context}");
-    assert!(!r.stdout.contains("FAIL"), "{context}");
-    for line in expected {
-        assert!(
-            r.stdout.contains(&format!("ok: {line}\n")),
-            "missing `ok: {line}` in {context}"
-        );
-    }
-    assert!(r.stdout.ends_with("done\n"), "{context}");
-    r
-}
+use common::{guest, run_case, text, troupe};
+use troupe_vm::VmConfig;
 
 fn links(case: &str, expected: &[&str]) -> common::Run {
     run_case(VmConfig::new(), "otp_links", &[case], expected)

@@ -2,7 +2,7 @@
 //! isolation of bad pointers, messaging semantics, errors and limits.
 
 mod common;
-use common::{pool, run, run_with_dirs};
+use common::{pool, run, run_case, run_with_dirs};
 use troupe_vm::{ExitReason, VmConfig};
 
 fn assert_normal(r: &common::Run) {
@@ -149,17 +149,7 @@ fn a_guest_loads_another_module_from_a_file_and_spawns_its_start() {
 
 /// Runs `case` of the `hibernate` guest and checks every `ok:` line.
 fn hibernate_case(config: VmConfig, args: &[&str], expected: &[&str]) {
-    let r = run(config, "hibernate", args);
-    assert_normal(&r);
-    let context = format!("stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-    assert!(!r.stdout.contains("FAIL"), "{context}");
-    for line in expected {
-        assert!(
-            r.stdout.contains(&format!("ok: {line}\n")),
-            "missing `ok: {line}` in {context}"
-        );
-    }
-    assert!(r.stdout.ends_with("done\n"), "{context}");
+    run_case(config, "hibernate", args, expected);
 }
 
 #[test]

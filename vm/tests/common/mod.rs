@@ -247,3 +247,24 @@ pub fn go_guest(name: &str) -> PathBuf {
     assert!(path.exists(), "no Go guest {}", path.display());
     path
 }
+
+/// Runs guest `name` (a guest that prints `ok: <check>` or `FAIL: <check>`
+/// per check, then `done`) and checks that it ended normally, printed every
+/// line of `expected` as `ok: <line>`, and no failure.
+pub fn run_case(config: VmConfig, name: &str, args: &[&str], expected: &[&str]) -> Run {
+    let r = run(config, name, args);
+    let context = format!(
+        "{name} {args:?}\nstdout:\n{}\nstderr:\n{}",
+        r.stdout, r.stderr
+    );
+    assert_eq!(r.reason, ExitReason::Normal, "{context}");
+    assert!(!r.stdout.contains("FAIL"), "{context}");
+    for line in expected {
+        assert!(
+            r.stdout.contains(&format!("ok: {line}\n")),
+            "missing `ok: {line}` in {context}"
+        );
+    }
+    assert!(r.stdout.ends_with("done\n"), "{context}");
+    r
+}

@@ -9,16 +9,9 @@ use troupe::{
     hibernate, link, monitor, receive_down_from, receive_matching, self_pid, send_after, spawn,
     this_process, trap_exit, Event, ExitReason, Mailbox, Pid, Process, Reply,
 };
+use troupe_test_guests::check;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn check(ok: bool, what: &str) {
-    if ok {
-        println!("ok: {what}");
-    } else {
-        println!("FAIL: {what}");
-    }
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 enum Cmd {

@@ -13,16 +13,9 @@ use troupe::{
     monitor, receive_down_from, register, send_named, spawn, sys, ExitReason, Mailbox, Process,
     Reply, SpawnOptions,
 };
+use troupe_test_guests::check;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn check(ok: bool, what: &str) {
-    if ok {
-        println!("ok: {what}");
-    } else {
-        println!("FAIL: {what}");
-    }
-}
 
 /// Checks that `result` failed with `kind` (and, if given, the ABI `code`);
 /// prints the error.

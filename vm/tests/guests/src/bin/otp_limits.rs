@@ -9,16 +9,9 @@ use troupe::{
     monitor, receive_down_from, self_pid, spawn, ChildSpec, ExitReason, Limit, Mailbox, Pid,
     Process, Reply, SpawnOptions, Strategy, Supervisor, SupervisorSpec,
 };
+use troupe_test_guests::check;
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(30));
-
-fn check(ok: bool, what: &str) {
-    if ok {
-        println!("ok: {what}");
-    } else {
-        println!("FAIL: {what}");
-    }
-}
 
 #[derive(Serialize, Deserialize)]
 enum Ask {

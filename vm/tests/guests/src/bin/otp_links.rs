@@ -8,16 +8,9 @@ use troupe::{
     demonitor, kill, link, monitor, receive_down_from, register, self_pid, send_exit, send_named,
     spawn, spawn_link, trap_exit, whereis, Event, ExitReason, Mailbox, Pid, Process, Reply,
 };
+use troupe_test_guests::check;
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(10));
-
-fn check(ok: bool, what: &str) {
-    if ok {
-        println!("ok: {what}");
-    } else {
-        println!("FAIL: {what}");
-    }
-}
 
 /// What test processes are told.
 #[derive(Debug, Serialize, Deserialize)]

@@ -11,17 +11,10 @@ use troupe::{
     send_named, spawn, spawn_link, this_process, trap_exit, CallError, CallResult, Caller, Event,
     ExitReason, Mailbox, Next, Pid, Server, ServerRef, StartError,
 };
+use troupe_test_guests::check;
 
 const WAIT: Duration = Duration::from_secs(10);
 const ROOT: &str = "otp-root";
-
-fn check(ok: bool, what: &str) {
-    if ok {
-        println!("ok: {what}");
-    } else {
-        println!("FAIL: {what}");
-    }
-}
 
 struct Kv {
     map: BTreeMap<String, String>,

@@ -10,18 +10,11 @@ use troupe::{
     Server, ServerRef, Shutdown, Strategy, Supervisor, SupervisorError, SupervisorRef,
     SupervisorSpec,
 };
+use troupe_test_guests::check;
 
 const WAIT: Duration = Duration::from_secs(10);
 /// The root registers itself under this name; children report to it.
 const ROOT: &str = "otp-root";
-
-fn check(ok: bool, what: &str) {
-    if ok {
-        println!("ok: {what}");
-    } else {
-        println!("FAIL: {what}");
-    }
-}
 
 fn now_us() -> u64 {
     SystemTime::now()
