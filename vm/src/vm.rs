@@ -31,8 +31,9 @@ pub(crate) struct VmInner {
     pub(crate) modules: ModuleCache,
     processes: DashMap<u64, Arc<ProcessShared>, FxBuildHasher>,
     next_pid: AtomicU64,
+    /// Pool slots taken: processes alive and not hibernated.
     live: AtomicU32,
-    /// Processes ended so far (slots given back).
+    /// Slots given back so far (a process ended or hibernated).
     exits: AtomicU64,
     max_processes: u32,
     /// About how many processes the kernel's `vm.max_map_count` allows.
@@ -365,7 +366,8 @@ impl Vm {
         Ok(reason)
     }
 
-    /// How many processes are alive.
+    /// How many processes hold an instance (a pool slot): alive and not
+    /// hibernated.
     pub fn live_processes(&self) -> u32 {
         self.inner.live.load(Ordering::Relaxed)
     }
