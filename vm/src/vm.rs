@@ -468,6 +468,13 @@ impl Drop for Vm {
 /// Decrements the live count when a process slot is given back.
 struct LiveSlot(Arc<VmInner>);
 
+impl Drop for LiveSlot {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+        self.0.exits.fetch_add(1, Ordering::Release);
+    }
+}
+
 /// Puts a hibernated process's memory back into its fresh instance.
 fn restore(store: &mut Store<ProcessState>, snapshot: &Snapshot) -> Result<(), String> {
     let memory = store
@@ -481,13 +488,6 @@ fn restore(store: &mut Store<ProcessState>, snapshot: &Snapshot) -> Result<(), S
             .map_err(|e| format!("cannot grow the memory back: {e:#}"))?;
     }
     snapshot.restore(memory.data_mut(&mut *store))
-}
-
-impl Drop for LiveSlot {
-    fn drop(&mut self) {
-        self.0.live.fetch_sub(1, Ordering::AcqRel);
-        self.0.exits.fetch_add(1, Ordering::Release);
-    }
 }
 
 /// How long `spawn` waits on a full pool during which no process ends, before
@@ -567,7 +567,7 @@ impl VmInner {
         }
         self.processes.insert(pid, shared.clone());
         let vm = self.clone();
-        let fut = async move {
+        let done = tokio::spawn(async move {
             // `own`: the reason is this process's own doing (not an exit
             // signal from another process).
             let (reason, own) = vm.run(&shared, store, func, params, slot).await;
@@ -580,8 +580,7 @@ impl VmInner {
             }
             tracing::debug!(pid, %reason, "process ended");
             reason
-        };
-        let done = tokio::spawn(fut);
+        });
         Ok(Spawned { pid, done })
     }
 
