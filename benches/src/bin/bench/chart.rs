@@ -77,7 +77,15 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<()> {
     let label_style = ("sans-serif", 12).into_font().color(&BLACK);
     for (i, (case, threads)) in cats.iter().enumerate() {
         let y = n - i as f64 - 0.5;
-        let text = format!("{case} [{threads}T]");
+        let against_plain = report
+            .rows
+            .iter()
+            .any(|r| &r.case == case && r.threads == *threads && r.ratio_against.is_some());
+        let text = if against_plain {
+            format!("{case} [{threads}T] (vs tokio idle)")
+        } else {
+            format!("{case} [{threads}T]")
+        };
         chart
             .draw_series(std::iter::once(
                 EmptyElement::at((lo, y)) + Text::new(text, (-290, -6), label_style.clone()),

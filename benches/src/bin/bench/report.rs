@@ -40,6 +40,10 @@ pub struct Row {
     pub max: Option<f64>,
     /// Cost relative to tokio's median: >1 means worse than tokio.
     pub ratio_vs_tokio: Option<f64>,
+    /// The tokio case the ratio is against when it is not this case (tokio
+    /// has no hibernated idle: its plain idle is the reference).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_against: Option<String>,
     /// Median of each extra numeric field over the runs.
     pub extra: BTreeMap<String, f64>,
     #[serde(skip)]
@@ -101,6 +105,7 @@ impl Row {
             median: median(&values),
             values,
             ratio_vs_tokio: None,
+            ratio_against: None,
             extra,
             details: case.details,
         }
@@ -116,7 +121,12 @@ impl Row {
     }
 }
 
-/// Fill `ratio_vs_tokio` from the tokio row of the same case and thread count.
+/// The suffix of a hibernated idle case's label, whose tokio reference is
+/// the plain idle case of the same `n` (a tokio task has no stack to give up).
+const HIBERNATED: &str = " hibernate=1";
+
+/// Fill `ratio_vs_tokio` from the tokio row of the same case and thread count
+/// (for hibernated idle, of the plain idle case: see `ratio_against`).
 pub fn compute_ratios(rows: &mut [Row]) {
     let base: BTreeMap<(String, usize), f64> = rows
         .iter()
@@ -124,7 +134,18 @@ pub fn compute_ratios(rows: &mut [Row]) {
         .filter_map(|r| Some(((r.case.clone(), r.threads), r.median?)))
         .collect();
     for r in rows.iter_mut() {
+        let plain = r.case.strip_suffix(HIBERNATED).map(str::to_owned);
         let (Some(m), Some(&b)) = (r.median, base.get(&(r.case.clone(), r.threads))) else {
+            let (Some(m), Some(plain)) = (r.median, plain) else {
+                continue;
+            };
+            if r.system == BASELINE {
+                continue;
+            }
+            if let Some(&b) = base.get(&(plain.clone(), r.threads)) {
+                r.ratio_vs_tokio = (b > 0.0).then(|| m / b);
+                r.ratio_against = Some(plain);
+            }
             continue;
         };
         r.ratio_vs_tokio = match r.better {
@@ -223,6 +244,7 @@ impl Report {
             let ratio = match (r.status, r.ratio_vs_tokio) {
                 (Status::Failed, _) => "failed".to_string(),
                 (Status::NotApplicable, _) => "n/a".to_string(),
+                (_, Some(x)) if r.ratio_against.is_some() => format!("{x:.2}†"),
                 (_, Some(x)) => format!("{x:.2}"),
                 _ => "-".to_string(),
             };
@@ -256,6 +278,13 @@ impl Report {
             );
         }
         let mut notes: Vec<String> = self.notes.clone();
+        if self.rows.iter().any(|r| r.ratio_against.is_some()) {
+            notes.push(
+                "†: against tokio's plain `idle` of the same n (tokio has no hibernated \
+                 variant: a task waiting on a channel is already as small as it gets)"
+                    .into(),
+            );
+        }
         // One note per (case, system) that does not apply, not per thread count.
         let mut na_seen = Vec::new();
         for r in self
@@ -369,6 +398,36 @@ mod tests {
         ));
         assert!(md.contains("| idle n=1000000 hibernate=1 | 1 | troupe | 2.00 |"));
         assert!(md.contains("- idle n=1000000 hibernate=1 / tokio: n/a: no stack\n"));
+    }
+
+    #[test]
+    fn hibernated_idle_is_compared_with_tokios_plain_idle() {
+        let idle = crate::cases::cases(false, Some(&["idle".to_string()]), u64::MAX).unwrap();
+        let (plain, hib) = (&idle[0], &idle[3]);
+        assert_eq!(hib.label(), "idle n=10000 hibernate=1");
+        let mut rows = vec![
+            Row::new(plain, 1, "tokio", &[sample(1000.0)], None),
+            Row::new(plain, 1, "troupe", &[sample(40000.0)], None),
+            Row::not_applicable(hib, 1, "tokio", "no stack"),
+            Row::new(hib, 1, "troupe", &[sample(2500.0)], None),
+        ];
+        compute_ratios(&mut rows);
+        assert_eq!(rows[1].ratio_vs_tokio, Some(40.0));
+        assert_eq!(rows[1].ratio_against, None);
+        assert_eq!(rows[2].ratio_vs_tokio, None, "tokio's own n/a row");
+        assert_eq!(rows[3].ratio_vs_tokio, Some(2.5));
+        assert_eq!(rows[3].ratio_against.as_deref(), Some("idle n=10000"));
+        let md = report(rows).markdown();
+        assert!(
+            md.contains(
+                "| idle n=10000 hibernate=1 | 1 | troupe | 2500 | 2500 | bytes/proc | 2.50† |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("- †: against tokio's plain `idle` of the same n"),
+            "{md}"
+        );
     }
 
     #[test]
