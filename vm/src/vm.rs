@@ -754,8 +754,12 @@ impl VmInner {
             restore(&mut store, &snapshot)?;
             Ok(instance)
         }) {
-            // Right away, on this task, as a process woken in a receive.
-            Ok((func, params)) => Box::pin(self.run(shared, store, func, params, slot, done)).await,
+            // Right away, on this task, as a process woken in a receive
+            // (without holding on to the saved memory).
+            Ok((func, params)) => {
+                drop((snapshot, hibernate));
+                Box::pin(self.run(shared, store, func, params, slot, done)).await
+            }
             Err(e) => {
                 let reason = ExitReason::Trap(format!("cannot wake from hibernation: {e}"));
                 self.end(&shared, reason, true, (store, slot), done)
