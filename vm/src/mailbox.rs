@@ -20,6 +20,17 @@ struct Inner {
     closed: bool,
 }
 
+impl Inner {
+    /// Makes the next push wake `waker` (a clone is kept only when the
+    /// waiting task's waker changed).
+    fn park(&mut self, waker: &Waker) {
+        match &mut self.waker {
+            Some(w) if w.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
+        }
+    }
+}
+
 /// A process's mailbox.
 #[derive(Default)]
 pub struct Mailbox {
@@ -77,10 +88,7 @@ impl Mailbox {
             match Self::take_from(&mut inner, &tags) {
                 Some(msg) => Poll::Ready(msg),
                 None => {
-                    match &mut inner.waker {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        slot => *slot = Some(cx.waker().clone()),
-                    }
+                    inner.park(cx.waker());
                     Poll::Pending
                 }
             }
@@ -99,10 +107,7 @@ impl Mailbox {
             if !inner.queue.is_empty() {
                 return Poll::Ready(());
             }
-            match &mut inner.waker {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                slot => *slot = Some(cx.waker().clone()),
-            }
+            inner.park(cx.waker());
             Poll::Pending
         })
         .await
