@@ -22,14 +22,18 @@ given() {
   done
   return 1
 }
-# Whether the Troupe column is wanted (`--systems` absent or naming troupe).
+# Whether the Troupe column or the wasmtime floor (which shares the VM's
+# build and guests) is wanted (`--systems` absent or naming either).
 troupe_wanted() {
-  local i
+  local i list
   for ((i = 0; i < ${#args[@]}; i++)); do
     case "${args[i]}" in
-      --systems=*) [[ ,${args[i]#--systems=}, == *,troupe,* ]]; return ;;
-      --systems) [[ ,${args[i + 1]:-}, == *,troupe,* ]]; return ;;
+      --systems=*) list=${args[i]#--systems=} ;;
+      --systems) list=${args[i + 1]:-} ;;
+      *) continue ;;
     esac
+    [[ ,$list, == *,troupe,* || ,$list, == *,wasmtime-floor,* ]]
+    return
   done
   return 0
 }
@@ -40,9 +44,9 @@ CARGO_TARGET_DIR="$bench_target" cargo build --release --quiet \
 extra=()
 if troupe_wanted; then
   if [ -z "${TROUPE_BIN:-}" ] && ! given --troupe; then
-    echo "run.sh: building the Troupe VM (release) ..." >&2
+    echo "run.sh: building the Troupe VM and the wasmtime floor (release) ..." >&2
     CARGO_TARGET_DIR="$vm_target" cargo build --release --quiet --locked \
-      --manifest-path "$repo/Cargo.toml" --bin troupe
+      --manifest-path "$repo/Cargo.toml" --bin troupe --bin wasmtime-floor
     export TROUPE_BIN="$vm_target/release/troupe"
   fi
   if ! given --guests; then

@@ -166,35 +166,7 @@ impl Vm {
                 ADDRESS_SPACE_BUDGET >> 40,
             )));
         }
-        let mut pool = PoolingAllocationConfig::new();
-        pool.total_core_instances(n)
-            .total_memories(n)
-            .total_tables(n)
-            .total_stacks(n)
-            .max_memories_per_module(1)
-            .max_tables_per_module(1)
-            .max_memory_size(config.max_memory as usize)
-            .table_elements(config.table_elements)
-            .pagemap_scan(Enabled::Auto);
-        // A freed slot's dirty pages (found with pagemap_scan) are zeroed in
-        // place instead of being decommitted, up to these sizes, so the next
-        // process in the slot does not page-fault them back in. 1 MiB + 64 KiB
-        // covers a Rust guest's shadow stack (the first MiB) and the start of
-        // its heap. Spawn + run + exit costs about 30% less CPU with it
-        // (benches/README.md); the price is that the pages a process dirtied
-        // stay resident in its slot after it exits, until the slot is reused.
-        pool.linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
-            .table_keep_resident(KEEP_RESIDENT_TABLE);
-        let mut wasm = Config::new();
-        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            .epoch_interruption(true)
-            .memory_reservation(config.max_memory)
-            .memory_guard_size(MEMORY_GUARD)
-            .memory_reservation_for_growth(0)
-            .memory_init_cow(true)
-            .async_stack_size(config.async_stack_size)
-            .max_wasm_stack(config.max_wasm_stack)
-            .consume_fuel(config.fuel.is_some());
+        let mut wasm = engine_config(&config);
         if config.compile_cache {
             match wasmtime::Cache::from_file(None) {
                 Ok(cache) => {
@@ -209,19 +181,7 @@ impl Vm {
             .and_then(|_| troupe_host_api::register(&mut linker))
             .map_err(|e| RunError::Engine(format!("{e:#}")))?;
 
-        let threads = config.get_threads();
-        // One thread: tokio's current-thread scheduler (one FIFO queue, no
-        // cross-thread wake-ups), which spawns ~35% faster than a 1-worker
-        // multi-threaded one and serves 1,000 connections with an 8× lower p99.
-        let mut builder = if threads == 1 {
-            tokio::runtime::Builder::new_current_thread()
-        } else {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(threads);
-            spin_before_park(&mut b, threads);
-            b
-        };
-        builder.thread_name("troupe-sched").enable_all();
+        let mut builder = scheduler_builder(config.get_threads());
         let runtime = builder
             .build()
             .map_err(|e| RunError::Engine(format!("cannot start the scheduler: {e}")))?;
@@ -377,6 +337,65 @@ impl Vm {
 /// How long a worker that ran out of tasks spins before parking, while
 /// another worker is awake.
 const PARK_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// The wasmtime [`Config`] of a VM made with `config`: the pooling allocator
+/// sized for `--max-processes` slots with copy-on-write memory images, small
+/// memory reservations, epoch interruption (preemption), async stacks for
+/// processes that wait inside host calls, and fuel if asked for. Public so
+/// that the benchmarks' "wasmtime floor" (`benches/wasmtime-floor`) runs bare
+/// wasmtime with exactly the VM's settings.
+pub fn engine_config(config: &VmConfig) -> Config {
+    let n = config.get_max_processes();
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(n)
+        .total_memories(n)
+        .total_tables(n)
+        .total_stacks(n)
+        .max_memories_per_module(1)
+        .max_tables_per_module(1)
+        .max_memory_size(config.max_memory as usize)
+        .table_elements(config.table_elements)
+        .pagemap_scan(Enabled::Auto);
+    // A freed slot's dirty pages (found with pagemap_scan) are zeroed in
+    // place instead of being decommitted, up to these sizes, so the next
+    // process in the slot does not page-fault them back in. 1 MiB + 64 KiB
+    // covers a Rust guest's shadow stack (the first MiB) and the start of
+    // its heap. Spawn + run + exit costs about 30% less CPU with it
+    // (benches/README.md); the price is that the pages a process dirtied
+    // stay resident in its slot after it exits, until the slot is reused.
+    pool.linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
+        .table_keep_resident(KEEP_RESIDENT_TABLE);
+    let mut wasm = Config::new();
+    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .epoch_interruption(true)
+        .memory_reservation(config.max_memory)
+        .memory_guard_size(MEMORY_GUARD)
+        .memory_reservation_for_growth(0)
+        .memory_init_cow(true)
+        .async_stack_size(config.async_stack_size)
+        .max_wasm_stack(config.max_wasm_stack)
+        .consume_fuel(config.fuel.is_some());
+    wasm
+}
+
+/// The tokio runtime builder of a VM with `threads` scheduler threads (public
+/// for the benchmarks' wasmtime floor, as [`engine_config`]).
+///
+/// One thread: tokio's current-thread scheduler (one FIFO queue, no
+/// cross-thread wake-ups), which spawns ~35% faster than a 1-worker
+/// multi-threaded one and serves 1,000 connections with an 8× lower p99.
+pub fn scheduler_builder(threads: usize) -> tokio::runtime::Builder {
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        spin_before_park(&mut b, threads);
+        b
+    };
+    builder.thread_name("troupe-sched").enable_all();
+    builder
+}
 
 /// Makes a worker that ran out of tasks spin for up to [`PARK_SPIN`] before
 /// it parks, as long as another worker is awake and the global queue is empty.

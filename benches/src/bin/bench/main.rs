@@ -30,7 +30,7 @@ struct Cli {
     /// Comma-separated scheduler thread counts.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     threads: Vec<usize>,
-    /// Comma-separated systems (tokio,erlang,troupe); default all that are available.
+    /// Comma-separated systems (tokio,erlang,troupe,wasmtime-floor); default all that are available.
     #[arg(long, value_delimiter = ',')]
     systems: Option<Vec<String>>,
     /// Runs per cell (default 5, or 2 with --quick).
@@ -42,6 +42,10 @@ struct Cli {
     /// Path to the troupe binary (default: $TROUPE_BIN, then `troupe` on PATH).
     #[arg(long, env = "TROUPE_BIN")]
     troupe: Option<PathBuf>,
+    /// Path to the wasmtime-floor binary (default: $TROUPE_FLOOR_BIN, then
+    /// `wasmtime-floor` next to the troupe binary).
+    #[arg(long, env = "TROUPE_FLOOR_BIN")]
+    wasmtime_floor: Option<PathBuf>,
     /// Directory holding the Troupe guests (<workload>.wasm or bench.wasm);
     /// the default is where run.sh builds benches/guests.
     #[arg(
@@ -91,6 +95,7 @@ fn main() -> Result<()> {
         scratch,
         install_erlang: cli.install_erlang,
         troupe_bin: cli.troupe.clone(),
+        floor_bin: cli.wasmtime_floor.clone(),
         guests: cli.guests.clone(),
     };
     let known: Vec<&str> = systems::all().iter().map(|s| s.name()).collect();

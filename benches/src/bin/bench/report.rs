@@ -266,6 +266,14 @@ impl Report {
                 details.join(", ")
             );
         }
+        let floor = self.against_floor();
+        if !floor.is_empty() {
+            let _ = write!(
+                s,
+                "\nTroupe's cost against the wasmtime floor (medians; >1 = Troupe costs more): {}  \n",
+                floor.join("; ")
+            );
+        }
         let capacity = self.idle_capacity();
         if !capacity.is_empty() {
             s.push('\n');
@@ -325,6 +333,30 @@ impl Report {
         s
     }
 
+    /// For each case and thread count with both a Troupe and a wasmtime
+    /// floor median: "case NT: ratio", Troupe's cost over the floor's.
+    fn against_floor(&self) -> Vec<String> {
+        let median = |r: &Row, system: &str| {
+            self.rows
+                .iter()
+                .find(|f| f.system == system && f.case == r.case && f.threads == r.threads)
+                .and_then(|f| f.median)
+                .filter(|&m| m > 0.0)
+        };
+        self.rows
+            .iter()
+            .filter(|r| r.system == "troupe")
+            .filter_map(|r| {
+                let (troupe, floor) = (median(r, "troupe")?, median(r, "wasmtime-floor")?);
+                let cost = match r.better {
+                    Better::Lower => troupe / floor,
+                    Better::Higher => floor / troupe,
+                };
+                Some(format!("{} {}T: {cost:.2}×", r.case, r.threads))
+            })
+            .collect()
+    }
+
     /// Per idle series ("plain", or its parameters other than `n`, e.g.
     /// "hibernate=1"), then per system and thread count, the largest idle N
     /// that succeeded. Plain idle first.
@@ -378,6 +410,29 @@ mod tests {
             value,
             extra: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn troupe_is_compared_with_the_wasmtime_floor_in_cost_terms() {
+        let all = crate::cases::cases(false, None, u64::MAX).unwrap();
+        let spawn = all.iter().find(|c| c.workload == "spawn").unwrap();
+        let ping = all.iter().find(|c| c.workload == "pingpong").unwrap();
+        let rows = vec![
+            Row::new(spawn, 1, "troupe", &[sample(9.0)], None),
+            Row::new(spawn, 1, "wasmtime-floor", &[sample(4.5)], None),
+            Row::new(ping, 1, "troupe", &[sample(800.0)], None),
+            Row::new(ping, 1, "wasmtime-floor", &[sample(1200.0)], None),
+            Row::new(ping, 2, "troupe", &[sample(700.0)], None),
+        ];
+        let md = report(rows).markdown();
+        assert!(
+            md.contains(&format!(
+                "floor (medians; >1 = Troupe costs more): {} 1T: 2.00×; {} 1T: 1.50×  \n",
+                spawn.label(),
+                ping.label()
+            )),
+            "{md}"
+        );
     }
 
     #[test]

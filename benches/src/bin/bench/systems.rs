@@ -12,6 +12,8 @@ pub struct Ctx {
     pub scratch: PathBuf,
     pub install_erlang: bool,
     pub troupe_bin: Option<PathBuf>,
+    /// `wasmtime-floor` (default: next to the troupe binary).
+    pub floor_bin: Option<PathBuf>,
     pub guests: PathBuf,
 }
 
@@ -42,6 +44,7 @@ pub fn all() -> Vec<Box<dyn System>> {
         Box::new(Tokio::default()),
         Box::new(Erlang::default()),
         Box::new(Troupe::default()),
+        Box::new(WasmtimeFloor::default()),
     ]
 }
 
@@ -357,6 +360,79 @@ impl System for Troupe {
             .arg(guest)
             .arg(case.workload)
             .args(case.args());
+        Ok(c)
+    }
+}
+
+// --------------------------------------------------------- wasmtime floor
+
+/// Bare wasmtime on tokio with the VM's engine and scheduler settings and
+/// none of its code (`benches/wasmtime-floor`): the floor of a runtime built
+/// as Troupe is. Run with the same pool flags as Troupe for the same case;
+/// `spawn` instantiates and drops Troupe's own guest module.
+#[derive(Default)]
+pub struct WasmtimeFloor {
+    bin: PathBuf,
+    guests: PathBuf,
+}
+
+impl System for WasmtimeFloor {
+    fn name(&self) -> &'static str {
+        "wasmtime-floor"
+    }
+
+    fn supports(&self, workload: &str) -> bool {
+        matches!(workload, "spawn" | "idle" | "pingpong" | "ring")
+    }
+
+    fn not_applicable(&self, case: &Case) -> Option<&'static str> {
+        case.hibernated()
+            .then_some("bare wasmtime has no hibernation: the floor is of plain idle")
+    }
+
+    fn prepare(&mut self, ctx: &Ctx) -> Result<(), String> {
+        let bin = ctx.floor_bin.clone().or_else(|| {
+            let troupe = ctx.troupe_bin.clone().or_else(|| which("troupe"))?;
+            Some(troupe.with_file_name("wasmtime-floor"))
+        });
+        let Some(bin) = bin.filter(|b| b.is_file()) else {
+            return Err(
+                "wasmtime-floor binary not found (benches/run.sh builds it next to \
+                 troupe; or set TROUPE_FLOOR_BIN): skipped"
+                    .into(),
+            );
+        };
+        self.bin = bin;
+        self.guests = ctx.guests.clone();
+        Ok(())
+    }
+
+    fn command(&self, case: &Case, threads: usize) -> Result<Command, String> {
+        let (slots, flags) = Troupe::vm_flags(case, threads);
+        ensure_map_count(slots)?;
+        let mut c = Command::new(&self.bin);
+        c.arg(case.workload).args(case.args());
+        // The pool flags only (`--dir` and `--env` are the guest's).
+        for pair in flags.chunks(2) {
+            if let [flag, value] = pair {
+                if matches!(
+                    flag.as_str(),
+                    "--threads" | "--max-processes" | "--max-memory"
+                ) {
+                    c.arg(flag).arg(value);
+                }
+            }
+        }
+        if case.workload == "spawn" {
+            let troupe = Troupe {
+                bin: PathBuf::new(),
+                guests: self.guests.clone(),
+            };
+            let guest = troupe
+                .guest(case.workload)
+                .ok_or_else(|| format!("no Troupe guest in {}", display(&self.guests)))?;
+            c.arg("--module").arg(guest);
+        }
         Ok(c)
     }
 }

@@ -1,0 +1,481 @@
+//! The wasmtime floor: Troupe's benchmark workloads run by bare wasmtime on
+//! tokio, with none of Troupe's code.
+//!
+//! Every "process" is, as in Troupe, a wasmtime instance in a `Store` of its
+//! own, run by `call_async` on a tokio task, and waiting for a message inside
+//! an async host call (so on its fiber stack). The engine and the scheduler
+//! are built by the VM's own [`troupe_vm::vm::engine_config`] and
+//! [`troupe_vm::vm::scheduler_builder`], so the pool, memory reservation,
+//! copy-on-write images, epoch preemption and async stacks are the VM's. What
+//! is left out is everything Troupe adds: pids, the process table, links and
+//! monitors, typed messages copied through linear memory, the Rust guest SDK.
+//! The mailbox is a tokio unbounded channel of `i32`, as in the tokio baseline.
+//!
+//! The numbers are therefore a floor for any runtime built as Troupe is
+//! (wasmtime 48, a store per process, tokio): the cost of the instance, the
+//! fiber switch and the task wake-up alone.
+//!
+//! `wasmtime-floor <workload> [key=value ...] --threads N [--max-processes N]
+//! [--max-memory SIZE] [--module FILE]` prints one JSON line (the contract in
+//! benches/README.md). Workloads: `spawn` (instantiates and drops `--module`,
+//! Troupe's guest, with its imports stubbed: no call is made into it), `idle`,
+//! `pingpong` and `ring` (a small WAT guest, below).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, oneshot, Notify};
+use troupe_vm::vm::{engine_config, scheduler_builder};
+use troupe_vm::VmConfig;
+use wasmtime::{Caller, Engine, InstancePre, Linker, Module, Store, UpdateDeadline};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The guest of `idle`, `pingpong` and `ring`: a process that receives
+/// (`recv`, async: the instance waits on its fiber) and sends `i32`s.
+const GUEST: &str = r#"(module
+  (import "floor" "recv" (func $recv (result i32)))
+  (import "floor" "send" (func $send (param i32 i32)))
+  (import "floor" "finish" (func $finish))
+  (memory 17)
+  ;; idle: wait for one message.
+  (func (export "idle") (drop (call $recv)))
+  ;; pingpong, process 0: wait for the start, then n round trips with 1.
+  (func (export "ping") (param $n i32)
+    (local $i i32)
+    (drop (call $recv))
+    (loop $l
+      (call $send (i32.const 1) (local.get $i))
+      (drop (call $recv))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (call $finish))
+  ;; pingpong, process 1: send back what it receives, n times.
+  (func (export "pong") (param $n i32)
+    (local $i i32)
+    (loop $l
+      (call $send (i32.const 0) (call $recv))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n)))))
+  ;; ring: pass the count of hops left on to `next`; at 0, finish.
+  (func (export "ring") (param $next i32)
+    (local $left i32)
+    (loop $l
+      (local.set $left (call $recv))
+      (if (i32.eqz (local.get $left)) (then (call $finish) (return)))
+      (call $send (local.get $next) (i32.sub (local.get $left) (i32.const 1)))
+      (br $l)))
+)"#;
+
+#[derive(Parser, Debug)]
+#[command(about = "bare-wasmtime floor for the Troupe benchmarks (prints one JSON line)")]
+struct Cli {
+    #[arg(value_enum)]
+    workload: Workload,
+    /// Workload parameters as key=value; missing keys take defaults.
+    params: Vec<String>,
+    /// Scheduler threads, as `troupe run --threads`.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Pool slots, as `troupe run --max-processes`.
+    #[arg(long, default_value_t = troupe_vm::config::DEFAULT_MAX_PROCESSES)]
+    max_processes: u32,
+    /// Memory reservation per slot, as `troupe run --max-memory` (e.g. 64M).
+    #[arg(long, value_parser = parse_size, default_value_t = troupe_vm::config::DEFAULT_MAX_MEMORY)]
+    max_memory: u64,
+    /// The module `spawn` instantiates (Troupe's guest of the same workload).
+    #[arg(long)]
+    module: Option<std::path::PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum Workload {
+    Spawn,
+    Idle,
+    Pingpong,
+    Ring,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Spawn => "spawn",
+            Workload::Idle => "idle",
+            Workload::Pingpong => "pingpong",
+            Workload::Ring => "ring",
+        }
+    }
+
+    fn defaults(self) -> &'static [(&'static str, u64)] {
+        match self {
+            Workload::Spawn => &[("n", 100_000)],
+            Workload::Idle => &[("n", 100_000), ("hibernate", 0)],
+            Workload::Pingpong => &[("rounds", 1_000_000)],
+            Workload::Ring => &[("procs", 10_000), ("laps", 100)],
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, shift) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], 10),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], 20),
+        Some(b'G' | b'g') => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    digits
+        .parse::<u64>()
+        .map(|n| n << shift)
+        .map_err(|_| format!("{s:?} is not a size (e.g. 64M)"))
+}
+
+fn parse_params(w: Workload, raw: &[String]) -> Result<BTreeMap<String, u64>> {
+    let mut map: BTreeMap<String, u64> = w
+        .defaults()
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    for p in raw {
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("parameter {p:?} is not key=value"))?;
+        if !map.contains_key(k) {
+            bail!("unknown parameter {k:?} for workload {}", w.name());
+        }
+        let v: u64 = v
+            .parse()
+            .with_context(|| format!("parameter {k}: {v:?} is not an integer"))?;
+        map.insert(k.to_string(), v);
+    }
+    if map.get("hibernate").is_some_and(|&h| h != 0) {
+        bail!("idle hibernate=1: bare wasmtime has no hibernation (the runner reports it as n/a)");
+    }
+    Ok(map)
+}
+
+/// One result: the primary number plus named extras.
+struct Outcome {
+    value: f64,
+    unit: &'static str,
+    elapsed: Duration,
+    extra: Vec<(&'static str, f64)>,
+}
+
+/// A process's host state: its mailbox, everyone's mailboxes, and the
+/// signals to the driver.
+struct Proc {
+    rx: mpsc::UnboundedReceiver<i32>,
+    peers: Arc<Vec<mpsc::UnboundedSender<i32>>>,
+    /// Ticked once, when the process first waits in `recv`.
+    waiting: Option<Arc<Countdown>>,
+    finished: Arc<Finish>,
+}
+
+/// Counts processes that reached a point; the last one wakes the waiter.
+struct Countdown {
+    left: AtomicUsize,
+    done: Notify,
+}
+
+impl Countdown {
+    fn new(n: usize) -> Arc<Self> {
+        Arc::new(Self {
+            left: AtomicUsize::new(n),
+            done: Notify::new(),
+        })
+    }
+    fn tick(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify_one();
+        }
+    }
+    async fn wait(&self) {
+        while self.left.load(Ordering::Acquire) != 0 {
+            self.done.notified().await;
+        }
+    }
+}
+
+/// The time the workload finished (a guest called `finish`).
+type Finish = Mutex<Option<oneshot::Sender<Instant>>>;
+
+struct Floor {
+    engine: Engine,
+    guest: InstancePre<Proc>,
+}
+
+impl Floor {
+    fn new(engine: Engine) -> Result<Self> {
+        let mut linker = Linker::new(&engine);
+        linker.func_wrap_async("floor", "recv", |mut c: Caller<'_, Proc>, (): ()| {
+            Box::new(async move {
+                let p = c.data_mut();
+                if let Some(waiting) = p.waiting.take() {
+                    waiting.tick();
+                }
+                Ok(p.rx.recv().await.unwrap_or(-1))
+            })
+        })?;
+        linker.func_wrap("floor", "send", |c: Caller<'_, Proc>, to: i32, v: i32| {
+            if let Some(peer) = c.data().peers.get(to as usize) {
+                let _ = peer.send(v);
+            }
+        })?;
+        linker.func_wrap("floor", "finish", |c: Caller<'_, Proc>| {
+            if let Some(tx) = c.data().finished.lock().unwrap().take() {
+                let _ = tx.send(Instant::now());
+            }
+        })?;
+        let module = Module::new(&engine, GUEST)?;
+        let guest = linker.instantiate_pre(&module)?;
+        Ok(Floor { engine, guest })
+    }
+
+    /// A store as the VM makes one: preempted at each epoch tick.
+    fn store<T: Send>(&self, data: T) -> Store<T> {
+        let mut store = Store::new(&self.engine, data);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| {
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
+        store
+    }
+
+    /// Starts `procs` processes of the guest, process i calling the export
+    /// and params `entry(i)` with mailbox i; returns when each waits in
+    /// `recv` (or has passed it), with the mailboxes and the finish signal.
+    async fn start<P>(
+        self: &Arc<Self>,
+        procs: usize,
+        entry: impl Fn(usize) -> (&'static str, P),
+    ) -> Result<(
+        Arc<Vec<mpsc::UnboundedSender<i32>>>,
+        oneshot::Receiver<Instant>,
+    )>
+    where
+        P: wasmtime::WasmParams + Send + Sync + 'static,
+    {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..procs).map(|_| mpsc::unbounded_channel()).unzip();
+        let peers = Arc::new(txs);
+        let (done_tx, done_rx) = oneshot::channel();
+        let finished = Arc::new(Mutex::new(Some(done_tx)));
+        let waiting = Countdown::new(procs);
+        let (err_tx, mut err_rx) = mpsc::unbounded_channel::<anyhow::Error>();
+        for (i, rx) in rxs.into_iter().enumerate() {
+            let me = self.clone();
+            let proc = Proc {
+                rx,
+                peers: peers.clone(),
+                waiting: Some(waiting.clone()),
+                finished: finished.clone(),
+            };
+            let (export, params) = entry(i);
+            let err_tx = err_tx.clone();
+            tokio::spawn(async move {
+                let run = async {
+                    let mut store = me.store(proc);
+                    let instance = me.guest.instantiate_async(&mut store).await?;
+                    let f = instance.get_typed_func::<P, ()>(&mut store, export)?;
+                    f.call_async(&mut store, params).await
+                };
+                if let Err(e) = run.await {
+                    let _ = err_tx.send(anyhow::anyhow!("{e:#}"));
+                }
+            });
+        }
+        drop(err_tx);
+        tokio::select! {
+            () = waiting.wait() => Ok((peers, done_rx)),
+            Some(e) = err_rx.recv() => Err(e.context("a process failed")),
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if cli.threads == 0 {
+        bail!("--threads must be >= 1");
+    }
+    let params = parse_params(cli.workload, &cli.params)?;
+    let p = |k: &str| params[k] as usize;
+    let config = VmConfig::new()
+        .max_processes(cli.max_processes)
+        .max_memory(cli.max_memory);
+    let engine = Engine::new(&engine_config(&config))?;
+    // The VM's preemption ticker: one epoch per millisecond.
+    let ticker = engine.clone();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(1));
+        ticker.increment_epoch();
+    });
+    let floor = Arc::new(Floor::new(engine)?);
+    let runtime = scheduler_builder(cli.threads).build()?;
+    let w = cli.workload;
+    let module = cli.module.clone();
+    let (n, rounds, procs, laps) = match w {
+        Workload::Spawn | Workload::Idle => (p("n"), 0, 0, 0),
+        Workload::Pingpong => (0, p("rounds"), 0, 0),
+        Workload::Ring => (0, 0, p("procs"), p("laps")),
+    };
+    let job = async move {
+        match w {
+            Workload::Spawn => {
+                let module = module.context("spawn needs --module (Troupe's guest)")?;
+                spawn(&floor, &module, n).await
+            }
+            Workload::Idle => idle(&floor, n).await,
+            Workload::Pingpong => pingpong(&floor, rounds).await,
+            Workload::Ring => ring(&floor, procs, laps).await,
+        }
+    };
+    let out = runtime.block_on(async move { tokio::spawn(job).await })??;
+
+    let mut line = Map::new();
+    line.insert("system".into(), json!("wasmtime-floor"));
+    line.insert("workload".into(), json!(w.name()));
+    line.insert("threads".into(), json!(cli.threads));
+    line.insert("params".into(), json!(params));
+    line.insert("value".into(), json!(out.value));
+    line.insert("unit".into(), json!(out.unit));
+    line.insert("elapsed_ms".into(), json!(ms(out.elapsed)));
+    for (k, v) in out.extra {
+        line.insert(k.into(), json!(v));
+    }
+    println!("{}", Value::Object(line));
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    // Skip the teardown of processes still waiting (idle, ring).
+    std::process::exit(0);
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// spawn: `n` processes of Troupe's own guest module (its imports stubbed
+/// with traps, none called), each instantiated on a task of its own and
+/// dropped; time from the first spawn until the last one is gone.
+async fn spawn(floor: &Arc<Floor>, module: &std::path::Path, n: usize) -> Result<Outcome> {
+    let bytes =
+        std::fs::read(module).with_context(|| format!("cannot read {}", module.display()))?;
+    let module = Module::new(&floor.engine, bytes)?;
+    let mut linker: Linker<()> = Linker::new(&floor.engine);
+    linker.define_unknown_imports_as_traps(&module)?;
+    let pre = Arc::new(linker.instantiate_pre(&module)?);
+    let gone = Countdown::new(n);
+    let failed = Arc::new(Mutex::new(None));
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let (floor, pre, gone, failed) = (floor.clone(), pre.clone(), gone.clone(), failed.clone());
+        tokio::spawn(async move {
+            let mut store = floor.store(());
+            if let Err(e) = pre.instantiate_async(&mut store).await {
+                failed.lock().unwrap().get_or_insert(e);
+            }
+            drop(store);
+            gone.tick();
+        });
+    }
+    let spawned = t0.elapsed();
+    gone.wait().await;
+    let total = t0.elapsed();
+    if let Some(e) = failed.lock().unwrap().take() {
+        bail!("instantiation failed: {e:#}");
+    }
+    Ok(Outcome {
+        value: total.as_secs_f64() * 1e6 / n as f64,
+        unit: "us/spawn",
+        elapsed: total,
+        extra: vec![
+            ("spawn_call_us", spawned.as_secs_f64() * 1e6 / n as f64),
+            ("total_ms", ms(total)),
+        ],
+    })
+}
+
+/// Resident and proportional set size of this process, in bytes.
+fn rss_pss() -> (u64, u64) {
+    let field = |file: &str, key: &str| {
+        std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| {
+                let kb = s.lines().find_map(|l| l.strip_prefix(key))?;
+                kb.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .map_or(0, |kb| kb * 1024)
+    };
+    (
+        field("/proc/self/status", "VmRSS:"),
+        field("/proc/self/smaps_rollup", "Pss:"),
+    )
+}
+
+/// idle: `n` processes each waiting in `recv`; memory growth per process.
+async fn idle(floor: &Arc<Floor>, n: usize) -> Result<Outcome> {
+    let (rss0, pss0) = rss_pss();
+    let t0 = Instant::now();
+    let (mailboxes, _) = floor.start(n, |_| ("idle", ())).await?;
+    let elapsed = t0.elapsed();
+    let (rss1, pss1) = rss_pss();
+    std::hint::black_box(&mailboxes);
+    Ok(Outcome {
+        value: rss1.saturating_sub(rss0) as f64 / n as f64,
+        unit: "bytes/proc",
+        elapsed,
+        extra: vec![
+            ("spawn_rate", n as f64 / elapsed.as_secs_f64()),
+            (
+                "pss_bytes_per_proc",
+                pss1.saturating_sub(pss0) as f64 / n as f64,
+            ),
+        ],
+    })
+}
+
+/// pingpong: two processes, `rounds` round trips, timed from the start
+/// message to the last reply.
+async fn pingpong(floor: &Arc<Floor>, rounds: usize) -> Result<Outcome> {
+    let r = i32::try_from(rounds).context("rounds too large")?;
+    let (mailboxes, done) = floor
+        .start(2, move |i| (if i == 0 { "ping" } else { "pong" }, r))
+        .await?;
+    let t0 = Instant::now();
+    mailboxes[0].send(0).ok().context("ping gone")?;
+    let el = done.await.context("ping-pong stopped")? - t0;
+    Ok(Outcome {
+        value: rounds as f64 / el.as_secs_f64(),
+        unit: "roundtrips/s",
+        elapsed: el,
+        extra: vec![("rtt_ns", el.as_secs_f64() * 1e9 / rounds as f64)],
+    })
+}
+
+/// ring: `procs` processes in a ring; a count of `procs × laps` hops is
+/// passed on, timed from its start to the hop that reaches 0.
+async fn ring(floor: &Arc<Floor>, procs: usize, laps: usize) -> Result<Outcome> {
+    let hops = i32::try_from(procs * laps).context("procs × laps too large")?;
+    let setup = Instant::now();
+    let (mailboxes, done) = floor
+        .start(procs, move |i| ("ring", ((i + 1) % procs) as i32))
+        .await?;
+    let setup = setup.elapsed();
+    let t0 = Instant::now();
+    mailboxes[0].send(hops).ok().context("ring closed")?;
+    let end = done.await.context("the ring stopped")?;
+    let el = end - t0;
+    Ok(Outcome {
+        value: f64::from(hops) / el.as_secs_f64(),
+        unit: "msgs/s",
+        elapsed: el,
+        extra: vec![("setup_ms", ms(setup))],
+    })
+}

@@ -1,0 +1,86 @@
+//! The floor binary keeps the harness's contract: one JSON line with the
+//! workload's unit and a measured value, and clear errors for bad input.
+
+use std::process::Command;
+
+fn floor(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmtime-floor"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(stdout: &str) -> serde_json::Value {
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON line: {stdout}");
+    serde_json::from_str(lines[0]).expect("valid JSON")
+}
+
+#[test]
+fn message_workloads_print_one_result_line_on_one_and_two_threads() {
+    for threads in ["1", "2"] {
+        for (args, unit) in [
+            (&["pingpong", "rounds=2000"][..], "roundtrips/s"),
+            (&["ring", "procs=50", "laps=20"][..], "msgs/s"),
+            (&["idle", "n=200"][..], "bytes/proc"),
+        ] {
+            let mut all = args.to_vec();
+            all.extend(["--threads", threads, "--max-processes", "300"]);
+            let (ok, stdout, stderr) = floor(&all);
+            assert!(ok, "{all:?}: {stderr}");
+            let v = json(&stdout);
+            assert_eq!(v["system"], "wasmtime-floor");
+            assert_eq!(v["workload"], args[0]);
+            assert_eq!(v["unit"], unit);
+            assert!(v["value"].as_f64().unwrap() > 0.0, "{v}");
+            if args[0] == "idle" {
+                // A waiting instance holds at least its fiber stack's top page.
+                assert!(v["pss_bytes_per_proc"].as_f64().unwrap() >= 4096.0, "{v}");
+            }
+        }
+    }
+}
+
+#[test]
+fn spawn_instantiates_the_module_it_is_given() {
+    let dir = std::env::temp_dir().join(format!("floor-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let module = dir.join("m.wat");
+    std::fs::write(
+        &module,
+        r#"(module (import "env" "f" (func)) (memory 2) (table 4 funcref)
+             (data (i32.const 16) "hello"))"#,
+    )
+    .unwrap();
+    let m = module.to_str().unwrap();
+    let (ok, stdout, stderr) = floor(&["spawn", "n=500", "--max-processes", "64", "--module", m]);
+    assert!(ok, "{stderr}");
+    let v = json(&stdout);
+    assert_eq!(v["unit"], "us/spawn");
+    assert!(v["value"].as_f64().unwrap() > 0.0);
+
+    // A module whose memory is larger than a slot's is refused: an error,
+    // not a result.
+    std::fs::write(&module, "(module (memory 2000))").unwrap();
+    let (ok, stdout, stderr) = floor(&["spawn", "n=10", "--max-memory", "2M", "--module", m]);
+    assert!(!ok && stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("exceeds the limit"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let (ok, _, stderr) = floor(&["spawn", "n=10"]);
+    assert!(!ok && stderr.contains("--module"), "{stderr}");
+    let (ok, _, stderr) = floor(&["idle", "n=10", "hibernate=1"]);
+    assert!(!ok && stderr.contains("no hibernation"), "{stderr}");
+    let (ok, _, stderr) = floor(&["ring", "hops=3"]);
+    assert!(!ok && stderr.contains("unknown parameter"), "{stderr}");
+    let (ok, _, stderr) = floor(&["fanin"]);
+    assert!(!ok && stderr.contains("invalid value"), "{stderr}");
+}
