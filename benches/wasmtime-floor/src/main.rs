@@ -19,7 +19,8 @@
 //! [--max-memory SIZE] [--module FILE]` prints one JSON line (the contract in
 //! benches/README.md). Workloads: `spawn` (instantiates and drops `--module`,
 //! Troupe's guest, with its imports stubbed: no call is made into it), `idle`,
-//! `pingpong` and `ring` (a small WAT guest, below).
+//! `pingpong` and `ring` (a small WAT guest, below). `idle --module FILE`
+//! instead keeps instances of FILE that are never called (a diagnostic).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -89,7 +90,8 @@ struct Cli {
     /// Memory reservation per slot, as `troupe run --max-memory` (e.g. 64M).
     #[arg(long, value_parser = parse_size, default_value_t = troupe_vm::config::DEFAULT_MAX_MEMORY)]
     max_memory: u64,
-    /// The module `spawn` instantiates (Troupe's guest of the same workload).
+    /// The module `spawn` instantiates (Troupe's guest of the same workload);
+    /// with `idle`, keep uncalled instances of it instead of the WAT guest.
     #[arg(long)]
     module: Option<std::path::PathBuf>,
 }
@@ -237,6 +239,16 @@ impl Floor {
         Ok(Floor { engine, guest })
     }
 
+    /// `module` (a file) ready to instantiate, its imports stubbed with traps.
+    fn stubbed(&self, module: &std::path::Path) -> Result<Arc<InstancePre<()>>> {
+        let bytes =
+            std::fs::read(module).with_context(|| format!("cannot read {}", module.display()))?;
+        let module = Module::new(&self.engine, bytes)?;
+        let mut linker: Linker<()> = Linker::new(&self.engine);
+        linker.define_unknown_imports_as_traps(&module)?;
+        Ok(Arc::new(linker.instantiate_pre(&module)?))
+    }
+
     /// A store as the VM makes one: preempted at each epoch tick.
     fn store<T: Send>(&self, data: T) -> Store<T> {
         let mut store = Store::new(&self.engine, data);
@@ -332,7 +344,10 @@ fn main() -> Result<()> {
                 let module = module.context("spawn needs --module (Troupe's guest)")?;
                 spawn(&floor, &module, n).await
             }
-            Workload::Idle => idle(&floor, n).await,
+            Workload::Idle => match module {
+                Some(module) => idle_uncalled(&floor, &module, n).await,
+                None => idle(&floor, n).await,
+            },
             Workload::Pingpong => pingpong(&floor, rounds).await,
             Workload::Ring => ring(&floor, procs, laps).await,
         }
@@ -365,12 +380,7 @@ fn ms(d: Duration) -> f64 {
 /// with traps, none called), each instantiated on a task of its own and
 /// dropped; time from the first spawn until the last one is gone.
 async fn spawn(floor: &Arc<Floor>, module: &std::path::Path, n: usize) -> Result<Outcome> {
-    let bytes =
-        std::fs::read(module).with_context(|| format!("cannot read {}", module.display()))?;
-    let module = Module::new(&floor.engine, bytes)?;
-    let mut linker: Linker<()> = Linker::new(&floor.engine);
-    linker.define_unknown_imports_as_traps(&module)?;
-    let pre = Arc::new(linker.instantiate_pre(&module)?);
+    let pre = floor.stubbed(module)?;
     let gone = Countdown::new(n);
     let failed = Arc::new(Mutex::new(None));
     let t0 = Instant::now();
@@ -398,6 +408,53 @@ async fn spawn(floor: &Arc<Floor>, module: &std::path::Path, n: usize) -> Result
         extra: vec![
             ("spawn_call_us", spawned.as_secs_f64() * 1e6 / n as f64),
             ("total_ms", ms(total)),
+        ],
+    })
+}
+
+/// idle with `--module` (a diagnostic, not run by the harness): `n`
+/// instances of `module`, never called, each kept by a task that waits on a
+/// channel outside Wasm (so with no fiber stack): what an instance of that
+/// module costs before it runs anything.
+async fn idle_uncalled(floor: &Arc<Floor>, module: &std::path::Path, n: usize) -> Result<Outcome> {
+    let pre = floor.stubbed(module)?;
+    let (rss0, pss0) = rss_pss();
+    let started = Countdown::new(n);
+    let (err_tx, mut err_rx) = mpsc::unbounded_channel::<String>();
+    let mut keep = Vec::with_capacity(n);
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let (tx, mut rx) = mpsc::unbounded_channel::<i32>();
+        keep.push(tx);
+        let (floor, pre, started, err_tx) =
+            (floor.clone(), pre.clone(), started.clone(), err_tx.clone());
+        tokio::spawn(async move {
+            let mut store = floor.store(());
+            if let Err(e) = pre.instantiate_async(&mut store).await {
+                let _ = err_tx.send(format!("{e:#}"));
+                return;
+            }
+            started.tick();
+            let _ = rx.recv().await;
+        });
+    }
+    drop(err_tx);
+    tokio::select! {
+        () = started.wait() => {}
+        Some(e) = err_rx.recv() => bail!("instantiation failed: {e}"),
+    }
+    let elapsed = t0.elapsed();
+    let (rss1, pss1) = rss_pss();
+    Ok(Outcome {
+        value: rss1.saturating_sub(rss0) as f64 / n as f64,
+        unit: "bytes/proc",
+        elapsed,
+        extra: vec![
+            ("spawn_rate", n as f64 / elapsed.as_secs_f64()),
+            (
+                "pss_bytes_per_proc",
+                pss1.saturating_sub(pss0) as f64 / n as f64,
+            ),
         ],
     })
 }

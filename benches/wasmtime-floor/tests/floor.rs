@@ -64,6 +64,12 @@ fn spawn_instantiates_the_module_it_is_given() {
     assert_eq!(v["unit"], "us/spawn");
     assert!(v["value"].as_f64().unwrap() > 0.0);
 
+    // Uncalled instances kept alive: each holds at least its table and
+    // written data page.
+    let (ok, stdout, stderr) = floor(&["idle", "n=300", "--max-processes", "400", "--module", m]);
+    assert!(ok, "{stderr}");
+    assert!(json(&stdout)["pss_bytes_per_proc"].as_f64().unwrap() >= 4096.0);
+
     // A module whose memory is larger than a slot's is refused: an error,
     // not a result.
     std::fs::write(&module, "(module (memory 2000))").unwrap();

@@ -270,7 +270,7 @@ impl Report {
         if !floor.is_empty() {
             let _ = write!(
                 s,
-                "\nTroupe's cost against the wasmtime floor (medians; >1 = Troupe costs more): {}  \n",
+                "\nTroupe's cost against the wasmtime floor (medians, PSS for memory; >1 = Troupe costs more): {}  \n",
                 floor.join("; ")
             );
         }
@@ -334,13 +334,19 @@ impl Report {
     }
 
     /// For each case and thread count with both a Troupe and a wasmtime
-    /// floor median: "case NT: ratio", Troupe's cost over the floor's.
+    /// floor median: "case NT: ratio", Troupe's cost over the floor's. For
+    /// memory, PSS where both report it: RSS counts the module image pages
+    /// that all Troupe processes share once per process.
     fn against_floor(&self) -> Vec<String> {
         let median = |r: &Row, system: &str| {
-            self.rows
+            let f = self
+                .rows
                 .iter()
-                .find(|f| f.system == system && f.case == r.case && f.threads == r.threads)
-                .and_then(|f| f.median)
+                .find(|f| f.system == system && f.case == r.case && f.threads == r.threads)?;
+            f.extra
+                .get("pss_bytes_per_proc")
+                .copied()
+                .or(f.median)
                 .filter(|&m| m > 0.0)
         };
         self.rows
@@ -417,7 +423,20 @@ mod tests {
         let all = crate::cases::cases(false, None, u64::MAX).unwrap();
         let spawn = all.iter().find(|c| c.workload == "spawn").unwrap();
         let ping = all.iter().find(|c| c.workload == "pingpong").unwrap();
+        let idle = all.iter().find(|c| c.workload == "idle").unwrap();
+        let with_pss = |rss: f64, pss: f64| Sample {
+            value: rss,
+            extra: BTreeMap::from([("pss_bytes_per_proc".to_string(), pss)]),
+        };
         let rows = vec![
+            Row::new(idle, 1, "troupe", &[with_pss(57600.0, 36600.0)], None),
+            Row::new(
+                idle,
+                1,
+                "wasmtime-floor",
+                &[with_pss(12200.0, 12200.0)],
+                None,
+            ),
             Row::new(spawn, 1, "troupe", &[sample(9.0)], None),
             Row::new(spawn, 1, "wasmtime-floor", &[sample(4.5)], None),
             Row::new(ping, 1, "troupe", &[sample(800.0)], None),
@@ -427,7 +446,8 @@ mod tests {
         let md = report(rows).markdown();
         assert!(
             md.contains(&format!(
-                "floor (medians; >1 = Troupe costs more): {} 1T: 2.00×; {} 1T: 1.50×  \n",
+                "floor (medians, PSS for memory; >1 = Troupe costs more): {} 1T: 3.00×; {} 1T: 2.00×; {} 1T: 1.50×  \n",
+                idle.label(),
                 spawn.label(),
                 ping.label()
             )),
