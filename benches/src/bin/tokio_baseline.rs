@@ -7,18 +7,18 @@
 //! multi_thread runtime with N workers. Runtime construction and process
 //! start-up are excluded from the timings.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use serde_json::{json, Map, Value};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 
+#[path = "../../baseline.rs"]
+mod baseline;
 #[path = "../../kernels.rs"]
 mod kernels;
+use baseline::{ms, parse_params, print_line, workload_name, Countdown, Memory, Outcome};
 use kernels::{memloop, xorshift32, XORSHIFT_SEED};
 
 #[derive(Parser, Debug)]
@@ -48,70 +48,8 @@ enum Workload {
 
 impl Workload {
     fn name(self) -> &'static str {
-        match self {
-            Workload::Spawn => "spawn",
-            Workload::Idle => "idle",
-            Workload::Pingpong => "pingpong",
-            Workload::Ring => "ring",
-            Workload::Fanin => "fanin",
-            Workload::Payload => "payload",
-            Workload::Preemption => "preemption",
-            Workload::Bounds => "bounds",
-        }
+        workload_name(self)
     }
-
-    /// Default parameters (the full-size benchmark).
-    fn defaults(self) -> &'static [(&'static str, u64)] {
-        match self {
-            Workload::Spawn => &[("n", 100_000)],
-            // `hibernate=1` (the hibernated variant of Troupe and Erlang)
-            // is refused: a parked task has no stack to give up.
-            Workload::Idle => &[("n", 100_000), ("hibernate", 0)],
-            Workload::Pingpong => &[("rounds", 1_000_000)],
-            Workload::Ring => &[("procs", 10_000), ("laps", 100)],
-            Workload::Fanin => &[("producers", 1_000), ("msgs", 1_000)],
-            Workload::Payload => &[("size", 1024), ("rounds", 100_000)],
-            Workload::Preemption => &[("iters", 200_000_000)],
-            // `reserve_mib` only matters to Troupe (its `--max-memory`).
-            Workload::Bounds => &[("reserve_mib", 64), ("passes", 5_000)],
-        }
-    }
-}
-
-/// One benchmark result: the primary number plus named extras.
-struct Outcome {
-    value: f64,
-    unit: &'static str,
-    elapsed_ms: f64,
-    extra: Vec<(&'static str, f64)>,
-}
-
-fn parse_params(w: Workload, raw: &[String]) -> Result<BTreeMap<String, u64>> {
-    let mut map: BTreeMap<String, u64> = w
-        .defaults()
-        .iter()
-        .map(|(k, v)| (k.to_string(), *v))
-        .collect();
-    for p in raw {
-        let (k, v) = p
-            .split_once('=')
-            .with_context(|| format!("parameter {p:?} is not key=value"))?;
-        if !map.contains_key(k) {
-            bail!("unknown parameter {k:?} for workload {}", w.name());
-        }
-        let v: u64 = v
-            .parse()
-            .with_context(|| format!("parameter {k}: {v:?} is not an integer"))?;
-        if k == "hibernate" {
-            if v > 1 {
-                bail!("parameter {k} must be 0 or 1");
-            }
-        } else if v == 0 {
-            bail!("parameter {k} must be > 0");
-        }
-        map.insert(k.to_string(), v);
-    }
-    Ok(map)
 }
 
 fn main() -> Result<()> {
@@ -119,7 +57,7 @@ fn main() -> Result<()> {
     if cli.threads == 0 {
         bail!("--threads must be >= 1");
     }
-    let params = parse_params(cli.workload, &cli.params)?;
+    let params = parse_params(cli.workload.name(), &cli.params)?;
     if params.get("hibernate") == Some(&1) {
         bail!(
             "idle hibernate=1 does not apply to tokio: a task parked on a channel has no \
@@ -154,52 +92,9 @@ fn main() -> Result<()> {
     };
     let out = rt.block_on(async move { tokio::spawn(job).await })??;
 
-    let mut line = Map::new();
-    line.insert("system".into(), json!("tokio"));
-    line.insert("workload".into(), json!(w.name()));
-    line.insert("threads".into(), json!(cli.threads));
-    line.insert("params".into(), json!(params));
-    line.insert("value".into(), json!(out.value));
-    line.insert("unit".into(), json!(out.unit));
-    line.insert("elapsed_ms".into(), json!(out.elapsed_ms));
-    for (k, v) in out.extra {
-        line.insert(k.into(), json!(v));
-    }
-    println!("{}", Value::Object(line));
+    print_line("tokio", w.name(), cli.threads, &params, out)?;
     // Skip runtime teardown (idle leaves up to a million parked tasks behind).
-    use std::io::Write;
-    std::io::stdout().flush()?;
     std::process::exit(0);
-}
-
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// Counts finished tasks; the last one to finish wakes the waiter.
-struct Countdown {
-    left: AtomicUsize,
-    done: Notify,
-}
-
-impl Countdown {
-    fn new(n: usize) -> Arc<Self> {
-        Arc::new(Self {
-            left: AtomicUsize::new(n),
-            done: Notify::new(),
-        })
-    }
-    fn tick(&self) {
-        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.done.notify_one();
-        }
-    }
-    async fn wait(&self) {
-        // notify_one stores a permit, so a tick racing ahead of wait() is not lost.
-        while self.left.load(Ordering::Acquire) != 0 {
-            self.done.notified().await;
-        }
-    }
 }
 
 /// spawn: n tasks that start and exit; time from the first spawn until the
@@ -225,39 +120,10 @@ async fn spawn(n: usize) -> Result<Outcome> {
     })
 }
 
-/// Resident set size of this process in bytes, from /proc/self/status.
-fn rss_bytes() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("no VmRSS in /proc/self/status")?;
-    let kb: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .context("malformed VmRSS")?
-        .parse()?;
-    Ok(kb * 1024)
-}
-
-/// Proportional set size of this process in bytes (`Pss` of
-/// /proc/self/smaps_rollup): like RSS, but a page shared by k mappings
-/// counts 1/k. 0 if the kernel does not provide it.
-fn pss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/smaps_rollup")
-        .ok()
-        .and_then(|s| {
-            let kb = s.lines().find_map(|l| l.strip_prefix("Pss:"))?;
-            kb.split_whitespace().next()?.parse::<u64>().ok()
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// idle: n tasks each parked on its own mailbox (an mpsc receiver); the
 /// senders are kept alive. RSS growth per task is the memory floor.
 async fn idle(n: usize) -> Result<Outcome> {
-    let before = rss_bytes()?;
-    let pss_before = pss_bytes();
+    let before = Memory::now()?;
     let started = Countdown::new(n);
     let mut mailboxes = Vec::with_capacity(n);
     let t0 = Instant::now();
@@ -272,24 +138,9 @@ async fn idle(n: usize) -> Result<Outcome> {
     }
     started.wait().await;
     let elapsed = t0.elapsed();
-    let after = rss_bytes()?;
-    let pss_after = pss_bytes();
-    let per = after.saturating_sub(before) as f64 / n as f64;
+    let out = before.idle_outcome(n, elapsed);
     std::hint::black_box(&mailboxes);
-    Ok(Outcome {
-        value: per,
-        unit: "bytes/proc",
-        elapsed_ms: ms(elapsed),
-        extra: vec![
-            ("spawn_rate", n as f64 / elapsed.as_secs_f64()),
-            (
-                "pss_bytes_per_proc",
-                pss_after.saturating_sub(pss_before) as f64 / n as f64,
-            ),
-            ("rss_before_kb", (before / 1024) as f64),
-            ("rss_after_kb", (after / 1024) as f64),
-        ],
-    })
+    out
 }
 
 /// Two tasks bounce a message; `reply` builds the message sent in each hop.

@@ -22,16 +22,17 @@
 //! `pingpong` and `ring` (a small WAT guest, below). `idle --module FILE`
 //! instead keeps instances of FILE that are never called (a diagnostic).
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use serde_json::{json, Map, Value};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 use troupe_vm::vm::{engine_config, scheduler_builder};
+
+#[path = "../../baseline.rs"]
+mod baseline;
+use baseline::{ms, parse_params, print_line, workload_name, Countdown, Memory, Outcome};
 use troupe_vm::VmConfig;
 use wasmtime::{Caller, Engine, InstancePre, Linker, Module, Store, UpdateDeadline};
 
@@ -106,21 +107,7 @@ enum Workload {
 
 impl Workload {
     fn name(self) -> &'static str {
-        match self {
-            Workload::Spawn => "spawn",
-            Workload::Idle => "idle",
-            Workload::Pingpong => "pingpong",
-            Workload::Ring => "ring",
-        }
-    }
-
-    fn defaults(self) -> &'static [(&'static str, u64)] {
-        match self {
-            Workload::Spawn => &[("n", 100_000)],
-            Workload::Idle => &[("n", 100_000), ("hibernate", 0)],
-            Workload::Pingpong => &[("rounds", 1_000_000)],
-            Workload::Ring => &[("procs", 10_000), ("laps", 100)],
-        }
+        workload_name(self)
     }
 }
 
@@ -137,38 +124,6 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .map_err(|_| format!("{s:?} is not a size (e.g. 64M)"))
 }
 
-fn parse_params(w: Workload, raw: &[String]) -> Result<BTreeMap<String, u64>> {
-    let mut map: BTreeMap<String, u64> = w
-        .defaults()
-        .iter()
-        .map(|(k, v)| (k.to_string(), *v))
-        .collect();
-    for p in raw {
-        let (k, v) = p
-            .split_once('=')
-            .with_context(|| format!("parameter {p:?} is not key=value"))?;
-        if !map.contains_key(k) {
-            bail!("unknown parameter {k:?} for workload {}", w.name());
-        }
-        let v: u64 = v
-            .parse()
-            .with_context(|| format!("parameter {k}: {v:?} is not an integer"))?;
-        map.insert(k.to_string(), v);
-    }
-    if map.get("hibernate").is_some_and(|&h| h != 0) {
-        bail!("idle hibernate=1: bare wasmtime has no hibernation (the runner reports it as n/a)");
-    }
-    Ok(map)
-}
-
-/// One result: the primary number plus named extras.
-struct Outcome {
-    value: f64,
-    unit: &'static str,
-    elapsed: Duration,
-    extra: Vec<(&'static str, f64)>,
-}
-
 /// A process's host state: its mailbox, everyone's mailboxes, and the
 /// signals to the driver.
 struct Proc {
@@ -177,31 +132,6 @@ struct Proc {
     /// Ticked once, when the process first waits in `recv`.
     waiting: Option<Arc<Countdown>>,
     finished: Arc<Finish>,
-}
-
-/// Counts processes that reached a point; the last one wakes the waiter.
-struct Countdown {
-    left: AtomicUsize,
-    done: Notify,
-}
-
-impl Countdown {
-    fn new(n: usize) -> Arc<Self> {
-        Arc::new(Self {
-            left: AtomicUsize::new(n),
-            done: Notify::new(),
-        })
-    }
-    fn tick(&self) {
-        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.done.notify_one();
-        }
-    }
-    async fn wait(&self) {
-        while self.left.load(Ordering::Acquire) != 0 {
-            self.done.notified().await;
-        }
-    }
 }
 
 /// The time the workload finished (a guest called `finish`).
@@ -317,7 +247,10 @@ fn main() -> Result<()> {
     if cli.threads == 0 {
         bail!("--threads must be >= 1");
     }
-    let params = parse_params(cli.workload, &cli.params)?;
+    let params = parse_params(cli.workload.name(), &cli.params)?;
+    if params.get("hibernate") == Some(&1) {
+        bail!("idle hibernate=1: bare wasmtime has no hibernation (the runner reports it as n/a)");
+    }
     let p = |k: &str| params[k] as usize;
     let config = VmConfig::new()
         .max_processes(cli.max_processes)
@@ -354,26 +287,9 @@ fn main() -> Result<()> {
     };
     let out = runtime.block_on(async move { tokio::spawn(job).await })??;
 
-    let mut line = Map::new();
-    line.insert("system".into(), json!("wasmtime-floor"));
-    line.insert("workload".into(), json!(w.name()));
-    line.insert("threads".into(), json!(cli.threads));
-    line.insert("params".into(), json!(params));
-    line.insert("value".into(), json!(out.value));
-    line.insert("unit".into(), json!(out.unit));
-    line.insert("elapsed_ms".into(), json!(ms(out.elapsed)));
-    for (k, v) in out.extra {
-        line.insert(k.into(), json!(v));
-    }
-    println!("{}", Value::Object(line));
-    use std::io::Write;
-    std::io::stdout().flush()?;
+    print_line("wasmtime-floor", w.name(), cli.threads, &params, out)?;
     // Skip the teardown of processes still waiting (idle, ring).
     std::process::exit(0);
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 /// spawn: `n` processes of Troupe's own guest module (its imports stubbed
@@ -404,7 +320,7 @@ async fn spawn(floor: &Arc<Floor>, module: &std::path::Path, n: usize) -> Result
     Ok(Outcome {
         value: total.as_secs_f64() * 1e6 / n as f64,
         unit: "us/spawn",
-        elapsed: total,
+        elapsed_ms: ms(total),
         extra: vec![
             ("spawn_call_us", spawned.as_secs_f64() * 1e6 / n as f64),
             ("total_ms", ms(total)),
@@ -418,7 +334,7 @@ async fn spawn(floor: &Arc<Floor>, module: &std::path::Path, n: usize) -> Result
 /// module costs before it runs anything.
 async fn idle_uncalled(floor: &Arc<Floor>, module: &std::path::Path, n: usize) -> Result<Outcome> {
     let pre = floor.stubbed(module)?;
-    let (rss0, pss0) = rss_pss();
+    let before = Memory::now()?;
     let started = Countdown::new(n);
     let (err_tx, mut err_rx) = mpsc::unbounded_channel::<String>();
     let mut keep = Vec::with_capacity(n);
@@ -443,59 +359,19 @@ async fn idle_uncalled(floor: &Arc<Floor>, module: &std::path::Path, n: usize) -
         () = started.wait() => {}
         Some(e) = err_rx.recv() => bail!("instantiation failed: {e}"),
     }
-    let elapsed = t0.elapsed();
-    let (rss1, pss1) = rss_pss();
-    Ok(Outcome {
-        value: rss1.saturating_sub(rss0) as f64 / n as f64,
-        unit: "bytes/proc",
-        elapsed,
-        extra: vec![
-            ("spawn_rate", n as f64 / elapsed.as_secs_f64()),
-            (
-                "pss_bytes_per_proc",
-                pss1.saturating_sub(pss0) as f64 / n as f64,
-            ),
-        ],
-    })
-}
-
-/// Resident and proportional set size of this process, in bytes.
-fn rss_pss() -> (u64, u64) {
-    let field = |file: &str, key: &str| {
-        std::fs::read_to_string(file)
-            .ok()
-            .and_then(|s| {
-                let kb = s.lines().find_map(|l| l.strip_prefix(key))?;
-                kb.split_whitespace().next()?.parse::<u64>().ok()
-            })
-            .map_or(0, |kb| kb * 1024)
-    };
-    (
-        field("/proc/self/status", "VmRSS:"),
-        field("/proc/self/smaps_rollup", "Pss:"),
-    )
+    let out = before.idle_outcome(n, t0.elapsed());
+    std::hint::black_box(&keep);
+    out
 }
 
 /// idle: `n` processes each waiting in `recv`; memory growth per process.
 async fn idle(floor: &Arc<Floor>, n: usize) -> Result<Outcome> {
-    let (rss0, pss0) = rss_pss();
+    let before = Memory::now()?;
     let t0 = Instant::now();
     let (mailboxes, _) = floor.start(n, |_| ("idle", ())).await?;
-    let elapsed = t0.elapsed();
-    let (rss1, pss1) = rss_pss();
+    let out = before.idle_outcome(n, t0.elapsed());
     std::hint::black_box(&mailboxes);
-    Ok(Outcome {
-        value: rss1.saturating_sub(rss0) as f64 / n as f64,
-        unit: "bytes/proc",
-        elapsed,
-        extra: vec![
-            ("spawn_rate", n as f64 / elapsed.as_secs_f64()),
-            (
-                "pss_bytes_per_proc",
-                pss1.saturating_sub(pss0) as f64 / n as f64,
-            ),
-        ],
-    })
+    out
 }
 
 /// pingpong: two processes, `rounds` round trips, timed from the start
@@ -511,7 +387,7 @@ async fn pingpong(floor: &Arc<Floor>, rounds: usize) -> Result<Outcome> {
     Ok(Outcome {
         value: rounds as f64 / el.as_secs_f64(),
         unit: "roundtrips/s",
-        elapsed: el,
+        elapsed_ms: ms(el),
         extra: vec![("rtt_ns", el.as_secs_f64() * 1e9 / rounds as f64)],
     })
 }
@@ -532,7 +408,7 @@ async fn ring(floor: &Arc<Floor>, procs: usize, laps: usize) -> Result<Outcome> 
     Ok(Outcome {
         value: f64::from(hops) / el.as_secs_f64(),
         unit: "msgs/s",
-        elapsed: el,
+        elapsed_ms: ms(el),
         extra: vec![("setup_ms", ms(setup))],
     })
 }
