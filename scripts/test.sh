@@ -54,6 +54,9 @@ if [ -x benches/run.sh ]; then
   # The troupe binary the VM tests just built: building it again with
   # `-p troupe-vm` alone would compile wasmtime once more (other features).
   TROUPE_BIN="$TROUPE" bash benches/run.sh --quick --out "$CARGO_TARGET_DIR/bench-smoke"
+  step "benchmark harness: fmt, clippy and its unit tests (its own workspace)"
+  (cd benches && cargo fmt -- --check && cargo clippy --release --all-targets -- -D warnings \
+    && cargo test --release)
   step "network benchmark: smoke run (benches/kv.sh --quick)"
   TROUPE_BIN="$TROUPE" bash benches/kv.sh --quick --out "$CARGO_TARGET_DIR/kv-smoke"
 fi
