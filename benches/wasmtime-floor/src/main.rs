@@ -34,7 +34,7 @@ use troupe_vm::vm::{engine_config, scheduler_builder};
 mod baseline;
 use baseline::{ms, parse_params, print_line, workload_name, Countdown, Memory, Outcome};
 use troupe_vm::VmConfig;
-use wasmtime::{Caller, Engine, InstancePre, Linker, Module, Store, UpdateDeadline};
+use wasmtime::{AsContextMut, Caller, Engine, InstancePre, Linker, Module, Store, UpdateDeadline};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -151,7 +151,11 @@ impl Floor {
                 if let Some(waiting) = p.waiting.take() {
                     waiting.tick();
                 }
-                Ok(p.rx.recv().await.unwrap_or(-1))
+                let v = p.rx.recv().await.unwrap_or(-1);
+                // As in the VM: a process that waited gets a fresh time
+                // slice, instead of yielding at its first epoch check.
+                c.as_context_mut().set_epoch_deadline(1);
+                Ok(v)
             })
         })?;
         linker.func_wrap("floor", "send", |c: Caller<'_, Proc>, to: i32, v: i32| {
