@@ -72,4 +72,5 @@ if troupe_wanted; then
     extra+=(--wasm "$vm_target/wasm32-wasip1/release/kv-server.wasm")
   fi
 fi
+export TROUPE_BENCHES_DIR="$here"
 exec "$bench_target/release/kv-bench" "${extra[@]}" "$@"

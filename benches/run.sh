@@ -60,4 +60,5 @@ if troupe_wanted; then
     extra+=(--guests "$guests_target/wasm32-wasip1/release")
   fi
 fi
+export TROUPE_BENCHES_DIR="$here"
 exec "$bench_target/release/bench" ${extra[@]+"${extra[@]}"} "$@"

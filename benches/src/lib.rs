@@ -2,8 +2,21 @@
 //! `kv-bench` (the network benchmark).
 
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The `benches/` folder of the checkout being run: `$TROUPE_BENCHES_DIR`
+/// (set by run.sh and kv.sh), then `$CARGO_MANIFEST_DIR` (set by `cargo run`),
+/// and only then the folder this binary was compiled in. A target dir shared
+/// by two checkouts can hand one checkout a binary built in the other, so the
+/// compile-time path is a last resort (it once sent a run's results and its
+/// Erlang source to a deleted CI clone).
+pub fn benches_dir() -> PathBuf {
+    std::env::var_os("TROUPE_BENCHES_DIR")
+        .or_else(|| std::env::var_os("CARGO_MANIFEST_DIR"))
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
 
 /// Current UTC time as `YYYY-MM-DD HH:MM` (no date crate needed).
 pub fn now_utc() -> String {

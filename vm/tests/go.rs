@@ -134,12 +134,7 @@ fn go_sdk_selftest_passes_against_the_vm() {
 /// target they are for. They read the repository through a preopen.
 #[test]
 fn go_sdk_unit_tests_pass_on_wasm_in_the_vm() {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let repo = common::repo().to_str().unwrap().to_owned();
     for (name, dir) in [
         ("sdk-tests-troupe", ""),
         ("sdk-tests-bincode", "/bincode"),

@@ -57,9 +57,10 @@ struct Cli {
     /// Comma-separated systems (native,troupe).
     #[arg(long, value_delimiter = ',', default_value = "native,troupe")]
     systems: Vec<String>,
-    /// Output directory for kv.md and kv.json.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
-    out: PathBuf,
+    /// Output directory for kv.md and kv.json (default: `results/` in the
+    /// benches folder, see `troupe_benches::benches_dir`).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// The troupe binary.
     #[arg(long, env = "TROUPE_BIN", default_value = "troupe")]
     troupe: PathBuf,
@@ -254,15 +255,19 @@ fn main() -> Result<()> {
     };
     let md = markdown(&report);
     print!("{md}");
-    std::fs::create_dir_all(&cli.out).with_context(|| format!("creating {}", cli.out.display()))?;
-    std::fs::write(cli.out.join("kv.md"), &md)?;
+    let out = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| troupe_benches::benches_dir().join("results"));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::write(out.join("kv.md"), &md)?;
     std::fs::write(
-        cli.out.join("kv.json"),
+        out.join("kv.json"),
         serde_json::to_string_pretty(&report)? + "\n",
     )?;
     eprintln!(
         "kv-bench: wrote {} and kv.json; {} runs, {failed} failed",
-        cli.out.join("kv.md").display(),
+        out.join("kv.md").display(),
         report.runs.len()
     );
     if failed > 0 {

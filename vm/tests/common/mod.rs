@@ -10,8 +10,13 @@ use std::sync::OnceLock;
 use troupe_vm::{ExitReason, Output as Stdio, RootOptions, Vm, VmConfig};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The repository root. `cargo test` sets `CARGO_MANIFEST_DIR` when it runs a
+/// test, so the checkout being tested wins over the one the binary was
+/// compiled in (a target dir shared by two clones can hand one the other's
+/// binary).
+pub fn repo() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .parent()
         .unwrap()
         .to_owned()

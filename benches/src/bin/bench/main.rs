@@ -36,9 +36,10 @@ struct Cli {
     /// Runs per cell (default 5, or 2 with --quick).
     #[arg(long)]
     reps: Option<usize>,
-    /// Output directory for latest.{json,md,svg}.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
-    out: PathBuf,
+    /// Output directory for latest.{json,md,svg} (default: `results/` in the
+    /// benches folder, see `troupe_benches::benches_dir`).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Path to the troupe binary (default: $TROUPE_BIN, then `troupe` on PATH).
     #[arg(long, env = "TROUPE_BIN")]
     troupe: Option<PathBuf>,
@@ -88,7 +89,11 @@ fn main() -> Result<()> {
     }
     let timeout = Duration::from_secs(cli.timeout.unwrap_or(if cli.quick { 30 } else { 300 }));
     let cases = cases::cases(cli.quick, cli.workloads.as_deref(), cli.idle_max)?;
-    let scratch = cli.out.join("tmp");
+    let out = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| troupe_benches::benches_dir().join("results"));
+    let scratch = out.join("tmp");
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
 
     let ctx = Ctx {
@@ -298,15 +303,15 @@ fn main() -> Result<()> {
 
     let md = report.markdown();
     println!("{md}");
-    std::fs::write(cli.out.join("latest.md"), &md)?;
+    std::fs::write(out.join("latest.md"), &md)?;
     std::fs::write(
-        cli.out.join("latest.json"),
+        out.join("latest.json"),
         serde_json::to_string_pretty(&report)? + "\n",
     )?;
-    chart::write_svg(&report, &cli.out.join("latest.svg"))?;
+    chart::write_svg(&report, &out.join("latest.svg"))?;
     eprintln!(
         "wrote {}/latest.{{md,json,svg}} in {:.1} s",
-        cli.out.display(),
+        out.display(),
         started.elapsed().as_secs_f64()
     );
     let passed = report

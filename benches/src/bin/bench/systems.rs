@@ -108,8 +108,6 @@ pub struct Erlang {
     ebin: PathBuf,
 }
 
-const ERLANG_SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/erlang/troupe_bench.erl");
-
 fn install_erlang() -> Result<(), String> {
     eprintln!("installing erlang-nox with apt-get ...");
     let ok = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
@@ -144,15 +142,17 @@ impl System for Erlang {
         self.erl = erl;
         self.ebin = ctx.scratch.join("ebin");
         std::fs::create_dir_all(&self.ebin).map_err(|e| e.to_string())?;
+        let src = troupe_benches::benches_dir().join("erlang/troupe_bench.erl");
         let out = Command::new(erlc)
             .arg("-o")
             .arg(&self.ebin)
-            .arg(ERLANG_SRC)
+            .arg(&src)
             .output()
             .map_err(|e| format!("erlc: {e}"))?;
         if !out.status.success() {
             return Err(format!(
-                "erlc {ERLANG_SRC} failed: {}",
+                "erlc {} failed: {}",
+                src.display(),
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
