@@ -41,11 +41,25 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The guest of `idle`, `pingpong` and `ring`: a process that receives
 /// (`recv`, async: the instance waits on its fiber) and sends `i32`s.
+/// `TOUCH_PAGES` is replaced by `--touch-pages`: before each wait for a
+/// message, `$recv` adds one to a word in each of that many 4 KiB pages of
+/// the linear memory, as a real guest touches its stack, heap and statics
+/// between two messages.
 const GUEST: &str = r#"(module
-  (import "floor" "recv" (func $recv (result i32)))
+  (import "floor" "recv" (func $wait (result i32)))
   (import "floor" "send" (func $send (param i32 i32)))
   (import "floor" "finish" (func $finish))
   (memory 17)
+  (func $recv (result i32)
+    (local $at i32)
+    (local.set $at (i32.mul (i32.const TOUCH_PAGES) (i32.const 4096)))
+    (block $done
+      (loop $l
+        (br_if $done (i32.eqz (local.get $at)))
+        (local.set $at (i32.sub (local.get $at) (i32.const 4096)))
+        (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+        (br $l)))
+    (call $wait))
   ;; idle: wait for one message.
   (func (export "idle") (drop (call $recv)))
   ;; pingpong, process 0: wait for the start, then n round trips with 1.
@@ -95,6 +109,12 @@ struct Cli {
     /// with `idle`, keep uncalled instances of it instead of the WAT guest.
     #[arg(long)]
     module: Option<std::path::PathBuf>,
+    /// Before each wait for a message, the WAT guest writes to this many
+    /// distinct 4 KiB pages of its memory (0-272). A diagnostic of memory
+    /// locality: a Rust guest touches its stack, heap and statics at each
+    /// message, the plain floor touches none.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=272))]
+    touch_pages: u32,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -143,7 +163,7 @@ struct Floor {
 }
 
 impl Floor {
-    fn new(engine: Engine) -> Result<Self> {
+    fn new(engine: Engine, touch_pages: u32) -> Result<Self> {
         let mut linker = Linker::new(&engine);
         linker.func_wrap_async("floor", "recv", |mut c: Caller<'_, Proc>, (): ()| {
             Box::new(async move {
@@ -168,7 +188,10 @@ impl Floor {
                 let _ = tx.send(Instant::now());
             }
         })?;
-        let module = Module::new(&engine, GUEST)?;
+        let module = Module::new(
+            &engine,
+            GUEST.replace("TOUCH_PAGES", &touch_pages.to_string()),
+        )?;
         let guest = linker.instantiate_pre(&module)?;
         Ok(Floor { engine, guest })
     }
@@ -266,7 +289,7 @@ fn main() -> Result<()> {
         std::thread::sleep(Duration::from_millis(1));
         ticker.increment_epoch();
     });
-    let floor = Arc::new(Floor::new(engine)?);
+    let floor = Arc::new(Floor::new(engine, cli.touch_pages)?);
     let runtime = scheduler_builder(cli.threads).build()?;
     let w = cli.workload;
     let module = cli.module.clone();
@@ -289,7 +312,10 @@ fn main() -> Result<()> {
             Workload::Ring => ring(&floor, procs, laps).await,
         }
     };
-    let out = runtime.block_on(async move { tokio::spawn(job).await })??;
+    let mut out = runtime.block_on(async move { tokio::spawn(job).await })??;
+    if cli.touch_pages > 0 {
+        out.extra.push(("touch_pages", f64::from(cli.touch_pages)));
+    }
 
     print_line("wasmtime-floor", w.name(), cli.threads, &params, out)?;
     // Skip the teardown of processes still waiting (idle, ring).

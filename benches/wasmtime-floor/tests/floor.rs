@@ -80,6 +80,39 @@ fn spawn_instantiates_the_module_it_is_given() {
 }
 
 #[test]
+fn touch_pages_makes_each_process_write_that_many_pages_of_its_memory() {
+    let idle = |touch: &str| {
+        let args = [
+            "idle",
+            "n=300",
+            "--max-processes",
+            "400",
+            "--touch-pages",
+            touch,
+        ];
+        let (ok, stdout, stderr) = floor(&args);
+        assert!(ok, "{args:?}: {stderr}");
+        json(&stdout)
+    };
+    // Touched before the first wait: 64 pages more per waiting process.
+    let (plain, touched) = (idle("0"), idle("64"));
+    assert!(plain.get("touch_pages").is_none(), "{plain}");
+    assert_eq!(touched["touch_pages"], 64.0);
+    let pss = |v: &serde_json::Value| v["pss_bytes_per_proc"].as_f64().unwrap();
+    assert!(
+        pss(&touched) - pss(&plain) >= 60.0 * 4096.0,
+        "{plain} vs {touched}"
+    );
+    // Every page of the 17 Wasm pages can be touched, at each message.
+    let args = ["ring", "procs=20", "laps=5", "--touch-pages", "272"];
+    let (ok, stdout, stderr) = floor(&args);
+    assert!(ok, "{stderr}");
+    assert_eq!(json(&stdout)["touch_pages"], 272.0);
+    let (ok, _, stderr) = floor(&["ring", "--touch-pages", "273"]);
+    assert!(!ok && stderr.contains("273"), "{stderr}");
+}
+
+#[test]
 fn bad_input_gets_a_clear_error() {
     let (ok, _, stderr) = floor(&["spawn", "n=10"]);
     assert!(!ok && stderr.contains("--module"), "{stderr}");
