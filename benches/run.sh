@@ -2,7 +2,7 @@
 # Build the benchmark harness, the Troupe VM and the Troupe guests (release),
 # then run the harness with the arguments given.
 #   benches/run.sh --quick                 # CI smoke run (about a minute after the builds)
-#   benches/run.sh                         # full run (~8 min on 2 cores)
+#   benches/run.sh                         # full run (~15 min on 2 cores)
 #   benches/run.sh --install-erlang ...    # apt-get install erlang-nox first if erl is missing
 # The VM is built from this checkout unless TROUPE_BIN (or --troupe) names one,
 # and the guests (benches/guests) unless --guests names a directory of them.
