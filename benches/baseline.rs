@@ -20,6 +20,20 @@ pub struct Outcome {
     pub extra: Vec<(&'static str, f64)>,
 }
 
+impl Outcome {
+    /// The spawn workload's outcome: `n` processes, the spawn calls done
+    /// after `spawned`, the last process gone after `total`.
+    pub fn spawn(n: usize, spawned: Duration, total: Duration) -> Outcome {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+        Outcome {
+            value: per(total),
+            unit: "us/spawn",
+            elapsed_ms: ms(total),
+            extra: vec![("spawn_call_us", per(spawned)), ("total_ms", ms(total))],
+        }
+    }
+}
+
 /// Every workload's parameters with their full-size defaults, in the order
 /// the runner passes them.
 pub const WORKLOADS: &[(&str, &[(&str, u64)])] = &[

@@ -109,15 +109,7 @@ async fn spawn(n: usize) -> Result<Outcome> {
     let spawned = t0.elapsed();
     cd.wait().await;
     let total = t0.elapsed();
-    Ok(Outcome {
-        value: total.as_secs_f64() * 1e6 / n as f64,
-        unit: "us/spawn",
-        elapsed_ms: ms(total),
-        extra: vec![
-            ("spawn_call_us", spawned.as_secs_f64() * 1e6 / n as f64),
-            ("total_ms", ms(total)),
-        ],
-    })
+    Ok(Outcome::spawn(n, spawned, total))
 }
 
 /// idle: n tasks each parked on its own mailbox (an mpsc receiver); the

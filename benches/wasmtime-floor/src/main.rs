@@ -347,15 +347,7 @@ async fn spawn(floor: &Arc<Floor>, module: &std::path::Path, n: usize) -> Result
     if let Some(e) = failed.lock().unwrap().take() {
         bail!("instantiation failed: {e:#}");
     }
-    Ok(Outcome {
-        value: total.as_secs_f64() * 1e6 / n as f64,
-        unit: "us/spawn",
-        elapsed_ms: ms(total),
-        extra: vec![
-            ("spawn_call_us", spawned.as_secs_f64() * 1e6 / n as f64),
-            ("total_ms", ms(total)),
-        ],
-    })
+    Ok(Outcome::spawn(n, spawned, total))
 }
 
 /// idle with `--module` (a diagnostic, not run by the harness): `n`

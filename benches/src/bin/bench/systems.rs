@@ -211,14 +211,16 @@ const TROUPE_ADDRESS_BUDGET: u64 = 80 << 40;
 /// Kernel memory mappings per pool slot / live process (`vm/src/limits.rs`).
 const TROUPE_MAPS_PER_PROCESS: u64 = 6;
 
-impl Troupe {
-    fn guest(&self, workload: &str) -> Option<PathBuf> {
-        [format!("{workload}.wasm"), "bench.wasm".to_string()]
-            .into_iter()
-            .map(|f| self.guests.join(f))
-            .find(|p| p.is_file())
-    }
+/// The Troupe guest of `workload` in `guests`: `<workload>.wasm`, else
+/// `bench.wasm`.
+fn guest_in(guests: &Path, workload: &str) -> Option<PathBuf> {
+    [format!("{workload}.wasm"), "bench.wasm".to_string()]
+        .into_iter()
+        .map(|f| guests.join(f))
+        .find(|p| p.is_file())
+}
 
+impl Troupe {
     /// How many processes the case has alive at once, root included.
     fn processes(case: &Case, threads: usize) -> u64 {
         let p = |k: &str| case.param(k).unwrap_or(0);
@@ -231,7 +233,7 @@ impl Troupe {
         }
     }
 
-    /// The VM flags a case needs beyond `--threads`:
+    /// The VM flags of a case's pool, with `--threads`:
     /// - `--max-processes`: the default pool (10,000) or, for bigger cases,
     ///   what the case has alive at once plus 100; but the default pool for
     ///   `idle hibernate=1`, whatever `n`: a hibernated process holds no pool
@@ -240,10 +242,10 @@ impl Troupe {
     ///   for a free slot when it is full);
     /// - `--max-memory`: the default (64 MiB), unless the pool would reserve
     ///   more than 80 TiB of address space, then less (never below 8 MiB);
-    ///   for `bounds`, `reserve_mib` MiB (with a pool of 16 slots);
-    /// - `--dir /proc::/proc` for `idle`, so the guest can read the VM's RSS;
-    /// - `--env TROUPE_BENCH_THREADS=N`, so the guest knows N.
-    fn vm_flags(case: &Case, threads: usize) -> (u64, Vec<String>) {
+    ///   for `bounds`, `reserve_mib` MiB (with a pool of 16 slots).
+    ///
+    /// Returns the pool's slots too. The wasmtime floor runs with these.
+    fn pool_flags(case: &Case, threads: usize) -> (u64, Vec<String>) {
         let slots = match case.workload {
             "bounds" => 16,
             "idle" if case.hibernated() => TROUPE_DEFAULT_POOL,
@@ -261,6 +263,14 @@ impl Troupe {
             let mib = ((TROUPE_ADDRESS_BUDGET / slots) >> 20).max(8);
             flags.extend(["--max-memory".to_string(), format!("{mib}M")]);
         }
+        (slots, flags)
+    }
+
+    /// The VM flags a case needs: [`Troupe::pool_flags`], and for the guest
+    /// - `--dir /proc::/proc` for `idle`, so the guest can read the VM's RSS;
+    /// - `--env TROUPE_BENCH_THREADS=N`, so the guest knows N.
+    fn vm_flags(case: &Case, threads: usize) -> (u64, Vec<String>) {
+        let (slots, mut flags) = Self::pool_flags(case, threads);
         if case.workload == "idle" {
             flags.extend(["--dir".to_string(), "/proc::/proc".to_string()]);
         }
@@ -345,7 +355,7 @@ impl System for Troupe {
     }
 
     fn command(&self, case: &Case, threads: usize) -> Result<Command, String> {
-        let guest = self.guest(case.workload).ok_or_else(|| {
+        let guest = guest_in(&self.guests, case.workload).ok_or_else(|| {
             format!(
                 "no guest {}/{}.wasm (nor bench.wasm)",
                 display(&self.guests),
@@ -408,28 +418,12 @@ impl System for WasmtimeFloor {
     }
 
     fn command(&self, case: &Case, threads: usize) -> Result<Command, String> {
-        let (slots, flags) = Troupe::vm_flags(case, threads);
+        let (slots, flags) = Troupe::pool_flags(case, threads);
         ensure_map_count(slots)?;
         let mut c = Command::new(&self.bin);
-        c.arg(case.workload).args(case.args());
-        // The pool flags only (`--dir` and `--env` are the guest's).
-        for pair in flags.chunks(2) {
-            if let [flag, value] = pair {
-                if matches!(
-                    flag.as_str(),
-                    "--threads" | "--max-processes" | "--max-memory"
-                ) {
-                    c.arg(flag).arg(value);
-                }
-            }
-        }
+        c.arg(case.workload).args(case.args()).args(flags);
         if case.workload == "spawn" {
-            let troupe = Troupe {
-                bin: PathBuf::new(),
-                guests: self.guests.clone(),
-            };
-            let guest = troupe
-                .guest(case.workload)
+            let guest = guest_in(&self.guests, case.workload)
                 .ok_or_else(|| format!("no Troupe guest in {}", display(&self.guests)))?;
             c.arg("--module").arg(guest);
         }
