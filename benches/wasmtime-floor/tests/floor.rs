@@ -2,8 +2,18 @@
 //! workload's unit and a measured value, and clear errors for bad input.
 
 use std::process::Command;
+use std::sync::Mutex;
+
+/// One floor process at a time. The idle workloads measure the growth of
+/// their own PSS, and a page of the binary's code counts 1/k in each of the
+/// k processes mapping it: a second floor process started by a test running
+/// beside it would shrink the first one's share of those pages mid-run, and
+/// with it the growth (seen in CI: 2.1 KB per process for an RSS growth of
+/// 11.8 KB).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn floor(args: &[&str]) -> (bool, String, String) {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(env!("CARGO_BIN_EXE_wasmtime-floor"))
         .args(args)
         .output()
