@@ -162,6 +162,12 @@ impl VmConfig {
         self.async_stack_size
     }
 
+    /// How often a running process is made to yield (see
+    /// [`VmConfig::preemption_tick`]).
+    pub fn get_preemption_tick(&self) -> Duration {
+        self.preemption_tick
+    }
+
     /// The number of scheduler threads this configuration gives.
     pub fn get_threads(&self) -> usize {
         if self.threads == 0 {

@@ -23,7 +23,7 @@
 //! instead keeps instances of FILE that are never called (a diagnostic).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
@@ -103,7 +103,7 @@ struct Cli {
     #[arg(long, default_value_t = troupe_vm::config::DEFAULT_MAX_PROCESSES)]
     max_processes: u32,
     /// Memory reservation per slot, as `troupe run --max-memory` (e.g. 64M).
-    #[arg(long, value_parser = parse_size, default_value_t = troupe_vm::config::DEFAULT_MAX_MEMORY)]
+    #[arg(long, value_parser = troupe_vm::cli::parse_size, default_value_t = troupe_vm::config::DEFAULT_MAX_MEMORY)]
     max_memory: u64,
     /// The module `spawn` instantiates (Troupe's guest of the same workload);
     /// with `idle`, keep uncalled instances of it instead of the WAT guest.
@@ -129,19 +129,6 @@ impl Workload {
     fn name(self) -> &'static str {
         workload_name(self)
     }
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    let (digits, shift) = match s.as_bytes().last() {
-        Some(b'K' | b'k') => (&s[..s.len() - 1], 10),
-        Some(b'M' | b'm') => (&s[..s.len() - 1], 20),
-        Some(b'G' | b'g') => (&s[..s.len() - 1], 30),
-        _ => (s, 0),
-    };
-    digits
-        .parse::<u64>()
-        .map(|n| n << shift)
-        .map_err(|_| format!("{s:?} is not a size (e.g. 64M)"))
 }
 
 /// A process's host state: its mailbox, everyone's mailboxes, and the
@@ -283,10 +270,10 @@ fn main() -> Result<()> {
         .max_processes(cli.max_processes)
         .max_memory(cli.max_memory);
     let engine = Engine::new(&engine_config(&config))?;
-    // The VM's preemption ticker: one epoch per millisecond.
-    let ticker = engine.clone();
+    // The VM's preemption ticker: one epoch per tick.
+    let (ticker, tick) = (engine.clone(), config.get_preemption_tick());
     std::thread::spawn(move || loop {
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(tick);
         ticker.increment_epoch();
     });
     let floor = Arc::new(Floor::new(engine, cli.touch_pages)?);
