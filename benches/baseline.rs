@@ -32,6 +32,27 @@ impl Outcome {
             extra: vec![("spawn_call_us", per(spawned)), ("total_ms", ms(total))],
         }
     }
+
+    /// The ping-pong workload's outcome: `rounds` round trips in `elapsed`.
+    pub fn pingpong(rounds: usize, elapsed: Duration) -> Outcome {
+        Outcome {
+            value: rounds as f64 / elapsed.as_secs_f64(),
+            unit: "roundtrips/s",
+            elapsed_ms: ms(elapsed),
+            extra: vec![("rtt_ns", elapsed.as_secs_f64() * 1e9 / rounds as f64)],
+        }
+    }
+
+    /// The ring workload's outcome: `hops` messages passed on in `elapsed`,
+    /// after a ring set up in `setup`.
+    pub fn ring(hops: usize, elapsed: Duration, setup: Duration) -> Outcome {
+        Outcome {
+            value: hops as f64 / elapsed.as_secs_f64(),
+            unit: "msgs/s",
+            elapsed_ms: ms(elapsed),
+            extra: vec![("setup_ms", ms(setup))],
+        }
+    }
 }
 
 /// Every workload's parameters with their full-size defaults, in the order

@@ -170,12 +170,7 @@ async fn bounce<M: Send + 'static>(
 /// pingpong: two tasks, `rounds` round trips of a small integer message.
 async fn pingpong(rounds: usize) -> Result<Outcome> {
     let el = bounce(rounds, 0u64, |m| m + 1).await?;
-    Ok(Outcome {
-        value: rounds as f64 / el.as_secs_f64(),
-        unit: "roundtrips/s",
-        elapsed_ms: ms(el),
-        extra: vec![("rtt_ns", el.as_secs_f64() * 1e9 / rounds as f64)],
-    })
+    Ok(Outcome::pingpong(rounds, el))
 }
 
 /// payload: ping-pong of a `size`-byte buffer. Every hop allocates a fresh
@@ -228,13 +223,7 @@ async fn ring(procs: usize, laps: usize) -> Result<Outcome> {
     let t0 = Instant::now();
     first.send(hops).ok().context("ring closed")?;
     done_rx.await?;
-    let el = t0.elapsed();
-    Ok(Outcome {
-        value: hops as f64 / el.as_secs_f64(),
-        unit: "msgs/s",
-        elapsed_ms: ms(el),
-        extra: vec![("setup_ms", ms(setup))],
-    })
+    Ok(Outcome::ring(hops, t0.elapsed(), setup))
 }
 
 /// fanin: `producers` tasks each send `msgs` messages to one consumer.

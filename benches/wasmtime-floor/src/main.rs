@@ -32,7 +32,7 @@ use troupe_vm::vm::{engine_config, scheduler_builder};
 
 #[path = "../../baseline.rs"]
 mod baseline;
-use baseline::{ms, parse_params, print_line, workload_name, Countdown, Memory, Outcome};
+use baseline::{parse_params, print_line, workload_name, Countdown, Memory, Outcome};
 use troupe_vm::VmConfig;
 use wasmtime::{AsContextMut, Caller, Engine, InstancePre, Linker, Module, Store, UpdateDeadline};
 
@@ -393,31 +393,21 @@ async fn pingpong(floor: &Arc<Floor>, rounds: usize) -> Result<Outcome> {
     let t0 = Instant::now();
     mailboxes[0].send(0).ok().context("ping gone")?;
     let el = done.await.context("ping-pong stopped")? - t0;
-    Ok(Outcome {
-        value: rounds as f64 / el.as_secs_f64(),
-        unit: "roundtrips/s",
-        elapsed_ms: ms(el),
-        extra: vec![("rtt_ns", el.as_secs_f64() * 1e9 / rounds as f64)],
-    })
+    Ok(Outcome::pingpong(rounds, el))
 }
 
 /// ring: `procs` processes in a ring; a count of `procs × laps` hops is
 /// passed on, timed from its start to the hop that reaches 0.
 async fn ring(floor: &Arc<Floor>, procs: usize, laps: usize) -> Result<Outcome> {
-    let hops = i32::try_from(procs * laps).context("procs × laps too large")?;
+    let hops = procs * laps;
+    let count = i32::try_from(hops).context("procs × laps too large")?;
     let setup = Instant::now();
     let (mailboxes, done) = floor
         .start(procs, move |i| ("ring", ((i + 1) % procs) as i32))
         .await?;
     let setup = setup.elapsed();
     let t0 = Instant::now();
-    mailboxes[0].send(hops).ok().context("ring closed")?;
+    mailboxes[0].send(count).ok().context("ring closed")?;
     let end = done.await.context("the ring stopped")?;
-    let el = end - t0;
-    Ok(Outcome {
-        value: f64::from(hops) / el.as_secs_f64(),
-        unit: "msgs/s",
-        elapsed_ms: ms(el),
-        extra: vec![("setup_ms", ms(setup))],
-    })
+    Ok(Outcome::ring(hops, end - t0, setup))
 }
