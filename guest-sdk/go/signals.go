@@ -117,8 +117,15 @@ func Unlink(p Pid) { sysUnlink(int64(p)) }
 type MonitorRef uint64
 
 // Monitor starts monitoring p: when p ends, this process gets one EventDown
-// (at once, with ExitNoProc, if p does not exist).
-func Monitor(p Pid) MonitorRef { return MonitorRef(sysMonitor(int64(p))) }
+// (at once, with ExitNoProc, if p does not exist). A process holding
+// abi.LimitMonitors monitors cannot start another: Monitor panics.
+func Monitor(p Pid) MonitorRef {
+	ref := sysMonitor(int64(p))
+	if ref == 0 {
+		panic(hostError("monitor", abi.ErrResourceLimit))
+	}
+	return MonitorRef(ref)
+}
 
 // Demonitor stops a monitor and removes its EventDown if one is already
 // queued. False if this process held no such monitor.

@@ -269,6 +269,9 @@ func newConfig(o *spawnOptions) (int64, error) {
 		}
 	}
 	config := sysConfigNew()
+	if config == 0 { // the process holds abi.LimitConfigs configurations
+		return 0, hostError("spawn", abi.ErrResourceLimit)
+	}
 	check := func(rc int32) error {
 		if rc == abi.ErrOk {
 			return nil

@@ -47,7 +47,8 @@ pub enum TagSet {
     Any,
     /// Only this tag (the common case: no allocation).
     One(u64),
-    /// Any of these tags.
+    /// Any of these tags: sorted, without duplicates (see [`TagSet::many`]),
+    /// so a message is matched in a binary search.
     Many(Vec<u64>),
 }
 
@@ -58,8 +59,15 @@ impl TagSet {
         match self {
             TagSet::Any => true,
             TagSet::One(t) => *t == tag,
-            TagSet::Many(ts) => ts.contains(&tag),
+            TagSet::Many(ts) => ts.binary_search(&tag).is_ok(),
         }
+    }
+
+    /// The set of `tags` (in any order, duplicates allowed).
+    pub fn many(mut tags: Vec<u64>) -> Self {
+        tags.sort_unstable();
+        tags.dedup();
+        TagSet::Many(tags)
     }
 }
 
@@ -173,13 +181,18 @@ pub trait ProcessCtx: Send + 'static {
     fn held_message(&mut self) -> &mut Option<Message>;
 
     /// Compiles (or finds in the cache) a module and returns its handle.
-    fn module_load(&mut self, bytes: &[u8]) -> Result<u64, HostError>;
+    /// Compiling runs off the scheduler's threads: only the caller waits.
+    fn module_load(
+        &mut self,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<u64, HostError>> + Send + '_;
 
     /// The handle of this process's own module.
     fn module_self(&self) -> u64;
 
-    /// Creates a spawn configuration; returns its non-zero handle.
-    fn config_new(&mut self) -> u64;
+    /// Creates a spawn configuration; returns its non-zero handle, or
+    /// `None` if the process holds [`abi::limit::CONFIGS`] already.
+    fn config_new(&mut self) -> Option<u64>;
 
     /// Frees a configuration; `false` if the handle is unknown.
     fn config_drop(&mut self, handle: u64) -> bool;
@@ -210,7 +223,7 @@ pub trait ProcessCtx: Send + 'static {
     fn unlink(&mut self, pid: u64);
 
     /// Monitors `pid`; returns the monitor's reference.
-    fn monitor(&mut self, pid: u64) -> u64;
+    fn monitor(&mut self, pid: u64) -> Result<u64, HostError>;
 
     /// Stops a monitor this process holds and flushes its DOWN message.
     fn demonitor(&mut self, reference: u64) -> Result<(), HostError>;
@@ -238,9 +251,15 @@ pub trait ProcessCtx: Send + 'static {
 
     /// Sends a message from this process to `to` after `delay`; returns the
     /// timer's reference.
-    fn send_after(&mut self, to: u64, tag: u64, data: Vec<u8>, delay: Duration) -> u64;
+    fn send_after(
+        &mut self,
+        to: u64,
+        tag: u64,
+        data: Vec<u8>,
+        delay: Duration,
+    ) -> Result<u64, HostError>;
 
-    /// Cancels a timer; `true` if it had not fired yet.
+    /// Cancels one of this process's timers; `true` if it had not fired yet.
     fn cancel_timer(&mut self, reference: u64) -> bool;
 
     /// Where this process may listen and connect.

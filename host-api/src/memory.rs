@@ -8,11 +8,20 @@ use wasmtime::{AsContext, AsContextMut, Caller, Memory};
 
 use crate::ProcessCtx;
 
-/// The caller's memory, or a trap if the module exports none.
-pub fn memory_of<T: ProcessCtx>(caller: &Caller<'_, T>, func: &str) -> wasmtime::Result<Memory> {
-    caller.data().memory().ok_or_else(|| {
-        wasmtime::format_err!("{func}: the module exports no linear memory named \"memory\"")
-    })
+/// The caller's memory, or a trap if the module exports none. (Until the
+/// VM has the instance, as in a module's start function, which runs while
+/// it is being made, the memory is found through the caller.)
+pub fn memory_of<T: ProcessCtx>(
+    caller: &mut Caller<'_, T>,
+    func: &str,
+) -> wasmtime::Result<Memory> {
+    caller
+        .data()
+        .memory()
+        .or_else(|| caller.get_export("memory")?.into_memory())
+        .ok_or_else(|| {
+            wasmtime::format_err!("{func}: the module exports no linear memory named \"memory\"")
+        })
 }
 
 /// The byte range `ptr..ptr + len` if it lies within `mem_len` bytes, else

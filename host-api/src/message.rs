@@ -33,7 +33,7 @@ fn send<T: ProcessCtx>(
     data_len: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_message::send";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     let data = slice(&memory, &caller, F, "data", data_ptr, data_len)?.to_vec();
     crate::net::move_attached(caller.data_mut(), pid as u64);
     let state = caller.data();
@@ -59,18 +59,28 @@ async fn receive<T: ProcessCtx>(
     info_ptr: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_message::receive";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     // Check every range before waiting, so a bad pointer traps at once (one
     // look-up of the memory for the three: this is the hottest host call).
     let data = memory.data(&caller);
-    let tags_len = (tags_count as u32).saturating_mul(8).min(i32::MAX as u32) as i32;
+    if tags_count as u32 > troupe_abi::limit::RECEIVE_TAGS {
+        return Ok(caller.data_mut().record_error(HostError::new(
+            err::INVALID_ARGUMENT,
+            format!(
+                "a receive selects on at most {} tags; {} given",
+                troupe_abi::limit::RECEIVE_TAGS,
+                tags_count as u32
+            ),
+        )));
+    }
+    let tags_len = tags_count * 8;
     let tag_bytes = &data[range(F, "tags", tags_ptr, tags_len, data.len())?];
     range(F, "buf", buf_ptr, buf_cap, data.len())?;
     range(F, "info", info_ptr, info::SIZE as i32, data.len())?;
     let tags = match tags_count {
         0 => TagSet::Any,
         1 => TagSet::One(u64::from_le_bytes(tag_bytes[..8].try_into().unwrap())),
-        _ => TagSet::Many(
+        _ => TagSet::many(
             tag_bytes
                 .chunks_exact(8)
                 .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
@@ -117,7 +127,7 @@ fn read<T: ProcessCtx>(
     buf_len: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_message::read";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     slice(&memory, &caller, F, "buf", buf_ptr, buf_len)?;
     let Some(msg) = caller.data_mut().held_message().take() else {
         return Ok(caller

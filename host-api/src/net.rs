@@ -330,6 +330,18 @@ impl NetPolicy {
         rules.join(",")
     }
 
+    /// Whether the VM may look `host` (a name, as the guest wrote it) up in
+    /// the DNS for this process: only a name a rule names, unless a rule is
+    /// `*`. Any other look-up would let a guest send data out in the names
+    /// it asks for, whatever its rules allow it to connect to.
+    pub fn may_resolve(&self, host: &str) -> bool {
+        self.rules.iter().any(|r| match &r.host {
+            RuleHost::Any => true,
+            RuleHost::Ip(_) => false,
+            RuleHost::Name(name) => name.eq_ignore_ascii_case(host),
+        })
+    }
+
     /// Of `addrs` (what `host`, as the guest wrote it, resolved to), those
     /// this policy allows.
     async fn allowed(&self, host: &str, addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
@@ -455,7 +467,7 @@ async fn permitted(
     addr: &str,
 ) -> Result<Vec<SocketAddr>, HostError> {
     let (host, port) = split_addr(addr)?;
-    if !policy.is_enabled() {
+    if !policy.is_enabled() || !(host.parse::<IpAddr>().is_ok() || policy.may_resolve(&host)) {
         return Err(denied(action, addr, policy));
     }
     let addrs = lookup(&host, port).await?;
@@ -527,6 +539,44 @@ fn write_u32<T: ProcessCtx>(
     Ok(())
 }
 
+/// Descriptors the VM keeps for itself (files, preopened directories,
+/// spawning): a socket whose descriptor would leave fewer free is closed at
+/// once and refused.
+const RESERVED_DESCRIPTORS: u64 = 512;
+
+/// Whether the process may keep a new socket: it holds fewer than
+/// [`troupe_abi::limit::SOCKETS`], and the VM has descriptors to spare.
+/// (Descriptors are given lowest first, so a socket's own number says how
+/// many are open.)
+fn room_for(sockets: &Sockets, socket: &Socket) -> Result<(), HostError> {
+    use std::os::fd::AsRawFd;
+    let cap = troupe_abi::limit::SOCKETS;
+    if sockets.len() >= cap as usize {
+        return Err(host_error(
+            err::RESOURCE_LIMIT,
+            format!("this process already holds {cap} sockets, the most it may open"),
+        ));
+    }
+    let fd = match socket {
+        Socket::Listener(s) => s.as_raw_fd(),
+        Socket::Stream(s) => s.as_raw_fd(),
+        Socket::Udp(s) => s.as_raw_fd(),
+    } as u64;
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    if fd.saturating_add(RESERVED_DESCRIPTORS) >= limit {
+        return Err(host_error(
+            err::RESOURCE_LIMIT,
+            format!(
+                "the VM is near its limit of {limit} open descriptors (it keeps \
+                 {RESERVED_DESCRIPTORS} for itself): no more sockets now"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Adds a new socket to the caller's table and writes its handle.
 fn add_socket<T: ProcessCtx>(
     memory: &Memory,
@@ -535,6 +585,10 @@ fn add_socket<T: ProcessCtx>(
     out_handle: i32,
     socket: Socket,
 ) -> wasmtime::Result<i32> {
+    if let Err(e) = room_for(caller.data().sockets(), &socket) {
+        drop(socket);
+        return Ok(caller.data_mut().record_error(e));
+    }
     match caller.data().sockets().add(socket) {
         Some(handle) => {
             write_u64(memory, caller, f, "out_handle", out_handle, handle)?;
@@ -638,7 +692,7 @@ async fn bind<T: ProcessCtx>(
     out_handle: i32,
     udp: bool,
 ) -> wasmtime::Result<i32> {
-    let memory = memory_of(&caller, f)?;
+    let memory = memory_of(&mut caller, f)?;
     slice(&memory, &caller, f, "out_handle", out_handle, 8)?;
     let addr = match read_str_arg(&memory, &caller, f, "addr", addr_ptr, addr_len)? {
         Ok(a) => a,
@@ -688,7 +742,7 @@ async fn tcp_accept<T: ProcessCtx>(
     out_handle: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_net::tcp_accept";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     slice(&memory, &caller, F, "out_handle", out_handle, 8)?;
     let result = match socket_of(caller.data(), listener, Some(Kind::Listener)) {
         Err(e) => Err(e),
@@ -718,7 +772,7 @@ async fn tcp_connect<T: ProcessCtx>(
     out_handle: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_net::tcp_connect";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     slice(&memory, &caller, F, "out_handle", out_handle, 8)?;
     let addr = match read_str_arg(&memory, &caller, F, "addr", addr_ptr, addr_len)? {
         Ok(a) => a,
@@ -786,7 +840,7 @@ async fn read<T: ProcessCtx>(
     out_n: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_net::read";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     slice(&memory, &caller, F, "buf", buf_ptr, buf_len)?;
     slice(&memory, &caller, F, "out_n", out_n, 4)?;
     let socket = match socket_of(caller.data(), handle, Some(Kind::Stream)) {
@@ -825,7 +879,7 @@ async fn write<T: ProcessCtx>(
     out_n: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_net::write";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     slice(&memory, &caller, F, "buf", buf_ptr, buf_len)?;
     slice(&memory, &caller, F, "out_n", out_n, 4)?;
     let socket = match socket_of(caller.data(), handle, Some(Kind::Stream)) {
@@ -872,7 +926,7 @@ async fn udp_send_to<T: ProcessCtx>(
     out_n: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_net::udp_send_to";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     let data = slice(&memory, &caller, F, "buf", buf_ptr, buf_len)?.to_vec();
     slice(&memory, &caller, F, "out_n", out_n, 4)?;
     let addr = match read_str_arg(&memory, &caller, F, "addr", addr_ptr, addr_len)? {
@@ -916,7 +970,7 @@ async fn udp_recv_from<T: ProcessCtx>(
     out_addr_len: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_net::udp_recv_from";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     slice(&memory, &caller, F, "buf", buf_ptr, buf_len)?;
     slice(&memory, &caller, F, "out_n", out_n, 4)?;
     slice(&memory, &caller, F, "addr", addr_ptr, addr_cap)?;
@@ -969,7 +1023,7 @@ async fn resolve<T: ProcessCtx>(
     out_len: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_net::resolve";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     slice(&memory, &caller, F, "buf", buf_ptr, buf_len)?;
     slice(&memory, &caller, F, "out_len", out_len, 4)?;
     let name = match read_str(&memory, &caller, F, "name", name_ptr, name_len)? {
@@ -988,6 +1042,16 @@ async fn resolve<T: ProcessCtx>(
         let host = name.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
             return Err(host_error(err::INVALID_ARGUMENT, "an empty host name"));
+        }
+        if host.parse::<IpAddr>().is_err() && !policy.may_resolve(host) {
+            return Err(host_error(
+                err::PERMISSION_DENIED,
+                format!(
+                    "not allowed to resolve {host:?}: this process may resolve only the names \
+                     its rules name ({}), or any name with a rule `*`",
+                    policy.describe()
+                ),
+            ));
         }
         let mut ips: Vec<IpAddr> = Vec::new();
         for a in lookup(host, 0).await? {
@@ -1059,7 +1123,7 @@ fn addr_of<T: ProcessCtx>(
     out_len: i32,
     peer: bool,
 ) -> wasmtime::Result<i32> {
-    let memory = memory_of(&caller, f)?;
+    let memory = memory_of(&mut caller, f)?;
     slice(&memory, &caller, f, "buf", buf_ptr, buf_len)?;
     slice(&memory, &caller, f, "out_len", out_len, 4)?;
     let wanted = peer.then_some(Kind::Stream);
@@ -1109,6 +1173,31 @@ mod tests {
             NetPolicy::parse("a:1, b").unwrap().describe(),
             "a:1,b".to_string()
         );
+    }
+
+    #[test]
+    fn only_names_a_rule_names_are_looked_up_unless_a_rule_is_any() {
+        let ips = NetPolicy::parse("127.0.0.1:8080,[::1]").unwrap();
+        assert!(!ips.may_resolve("localhost"));
+        assert!(!ips.may_resolve("secret-data.attacker.example"));
+        let named = NetPolicy::parse("DB:5432,127.0.0.1").unwrap();
+        assert!(named.may_resolve("db") && named.may_resolve("Db"));
+        assert!(!named.may_resolve("db.attacker.example"));
+        assert!(NetPolicy::parse("*:443").unwrap().may_resolve("anything"));
+        assert!(!NetPolicy::deny().may_resolve("localhost"));
+    }
+
+    #[tokio::test]
+    async fn a_name_no_rule_names_is_refused_before_any_lookup() {
+        // With a rule for 127.0.0.1 only, "localhost" (which would resolve
+        // to it) is refused: looking it up at all is what is not allowed.
+        let policy = NetPolicy::parse("127.0.0.1").unwrap();
+        let e = permitted(&policy, "connect to", "localhost:80")
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, err::PERMISSION_DENIED, "{e}");
+        let ok = permitted(&policy, "connect to", "127.0.0.1:80").await;
+        assert_eq!(ok.unwrap(), vec!["127.0.0.1:80".parse().unwrap()]);
     }
 
     #[test]

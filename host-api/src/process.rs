@@ -13,12 +13,32 @@ pub fn register<T: ProcessCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
         caller.data().pid() as i64
     })?;
     linker.func_wrap(PROCESS, "error_message", error_message::<T>)?;
-    linker.func_wrap(PROCESS, "module_load", module_load::<T>)?;
+    linker.func_wrap_async(
+        PROCESS,
+        "module_load",
+        |caller: Caller<'_, T>, (bytes_ptr, bytes_len, out_module): (i32, i32, i32)| {
+            Box::new(module_load(caller, bytes_ptr, bytes_len, out_module))
+        },
+    )?;
     linker.func_wrap(PROCESS, "module_self", |caller: Caller<'_, T>| {
         caller.data().module_self() as i64
     })?;
     linker.func_wrap(PROCESS, "config_new", |mut caller: Caller<'_, T>| {
-        caller.data_mut().config_new() as i64
+        let state = caller.data_mut();
+        match state.config_new() {
+            Some(handle) => handle as i64,
+            None => {
+                state.record_error(HostError::new(
+                    err::RESOURCE_LIMIT,
+                    format!(
+                        "this process already holds {} spawn configurations (drop some with \
+                         config_drop)",
+                        troupe_abi::limit::CONFIGS
+                    ),
+                ));
+                0
+            }
+        }
     })?;
     linker.func_wrap(
         PROCESS,
@@ -93,7 +113,14 @@ pub fn register<T: ProcessCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
         err::OK
     })?;
     linker.func_wrap(PROCESS, "monitor", |mut caller: Caller<'_, T>, pid: i64| {
-        caller.data_mut().monitor(pid as u64) as i64
+        let state = caller.data_mut();
+        match state.monitor(pid as u64) {
+            Ok(reference) => reference as i64,
+            Err(e) => {
+                state.record_error(e);
+                0
+            }
+        }
     })?;
     linker.func_wrap(PROCESS, "demonitor", |mut caller: Caller<'_, T>, r: i64| {
         let state = caller.data_mut();
@@ -164,7 +191,7 @@ fn error_message<T: ProcessCtx>(
     buf_len: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_process::error_message";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     let text = caller.data().last_error().as_bytes().to_vec();
     let buf = slice_mut(&memory, &mut caller, F, "buf", buf_ptr, buf_len)?;
     let n = text.len().min(buf.len());
@@ -172,17 +199,17 @@ fn error_message<T: ProcessCtx>(
     Ok(text.len() as i32)
 }
 
-fn module_load<T: ProcessCtx>(
+async fn module_load<T: ProcessCtx>(
     mut caller: Caller<'_, T>,
     bytes_ptr: i32,
     bytes_len: i32,
     out_module: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_process::module_load";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     slice(&memory, &caller, F, "out_module", out_module, 8)?;
     let bytes = slice(&memory, &caller, F, "bytes", bytes_ptr, bytes_len)?.to_vec();
-    match caller.data_mut().module_load(&bytes) {
+    match caller.data_mut().module_load(bytes).await {
         Ok(handle) => {
             write_u64(&memory, &mut caller, F, "out_module", out_module, handle)?;
             Ok(err::OK)
@@ -200,7 +227,7 @@ fn with_list<T: ProcessCtx>(
     len: i32,
     apply: impl FnOnce(&T, &mut SpawnConfig, Vec<String>) -> Result<(), HostError>,
 ) -> wasmtime::Result<i32> {
-    let memory = memory_of(&caller, func)?;
+    let memory = memory_of(&mut caller, func)?;
     let bytes = slice(&memory, &caller, func, "list", ptr, len)?;
     let items = match split_nul_list(bytes, func) {
         Ok(items) => items,
@@ -344,15 +371,22 @@ fn with_config<T: ProcessCtx>(
 
 /// Reads an encoded exit reason; `Ok(Err(message))` if it does not decode.
 fn read_reason<T: ProcessCtx>(
-    caller: &Caller<'_, T>,
+    caller: &mut Caller<'_, T>,
     func: &str,
     ptr: i32,
     len: i32,
 ) -> wasmtime::Result<Result<ExitReason, String>> {
     let memory = memory_of(caller, func)?;
-    Ok(ExitReason::decode(slice(
-        &memory, caller, func, "reason", ptr, len,
-    )?))
+    let bytes = slice(&memory, &*caller, func, "reason", ptr, len)?;
+    let limit = troupe_abi::limit::REASON_LEN as usize;
+    if bytes.len() > limit {
+        // It would be copied into every EXIT and DOWN of the process.
+        return Ok(Err(format!(
+            "an encoded exit reason is at most {limit} bytes; this one is {}",
+            bytes.len()
+        )));
+    }
+    Ok(ExitReason::decode(bytes))
 }
 
 fn send_exit<T: ProcessCtx>(
@@ -361,7 +395,12 @@ fn send_exit<T: ProcessCtx>(
     reason_ptr: i32,
     reason_len: i32,
 ) -> wasmtime::Result<i32> {
-    let reason = read_reason(&caller, "troupe_process::send_exit", reason_ptr, reason_len)?;
+    let reason = read_reason(
+        &mut caller,
+        "troupe_process::send_exit",
+        reason_ptr,
+        reason_len,
+    )?;
     let state = caller.data_mut();
     let result = reason
         .map_err(|e| HostError::new(err::INVALID_ARGUMENT, format!("bad exit reason: {e}")))
@@ -373,12 +412,12 @@ fn send_exit<T: ProcessCtx>(
 }
 
 fn exit<T: ProcessCtx>(
-    caller: Caller<'_, T>,
+    mut caller: Caller<'_, T>,
     reason_ptr: i32,
     reason_len: i32,
 ) -> wasmtime::Result<()> {
     const F: &str = "troupe_process::exit";
-    match read_reason(&caller, F, reason_ptr, reason_len)? {
+    match read_reason(&mut caller, F, reason_ptr, reason_len)? {
         Ok(reason) => Err(unwind(GuestExit(reason))),
         Err(e) => Err(wasmtime::format_err!("{F}: bad exit reason: {e}")),
     }
@@ -398,7 +437,7 @@ struct SpawnArgs {
 
 async fn spawn<T: ProcessCtx>(mut caller: Caller<'_, T>, a: SpawnArgs) -> wasmtime::Result<i32> {
     const F: &str = "troupe_process::spawn";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     slice(&memory, &caller, F, "out_pid", a.out_pid, 8)?;
     // The sockets attached to the argument go to the child; if the spawn
     // fails they are dropped (closed) with the request.
@@ -410,13 +449,25 @@ async fn spawn<T: ProcessCtx>(mut caller: Caller<'_, T>, a: SpawnArgs) -> wasmti
         (Ok(entry), Ok(params)) => (entry, params),
         (Err(e), _) | (_, Err(e)) => return Ok(caller.data_mut().record_error(e)),
     };
-    let config = if a.config as u64 == val::CONFIG_INHERIT {
+    let mut config = if a.config as u64 == val::CONFIG_INHERIT {
         SpawnConfig::default()
     } else {
         match caller.data_mut().config_mut(a.config as u64) {
             Some(cfg) => cfg.clone(),
             None => return Ok(caller.data_mut().record_error(unknown_config(a.config))),
         }
+    };
+    // The child's fuel comes out of what the parent has left (so a process
+    // tree never runs more than the root's budget): what the configuration
+    // asks for, at most all of it, or else half of it.
+    let carved = if caller.data().fuel_metering() {
+        let left = caller.get_fuel()?;
+        let given = config.fuel.map_or(left / 2, |asked| asked.min(left));
+        caller.set_fuel(left - given)?;
+        config.fuel = Some(given);
+        Some(given)
+    } else {
+        None
     };
     let request = SpawnRequest {
         module: a.module as u64,
@@ -431,7 +482,14 @@ async fn spawn<T: ProcessCtx>(mut caller: Caller<'_, T>, a: SpawnArgs) -> wasmti
             write_u64(&memory, &mut caller, F, "out_pid", a.out_pid, pid)?;
             Ok(err::OK)
         }
-        Err(e) => Ok(caller.data_mut().record_error(e)),
+        Err(e) => {
+            if let Some(given) = carved {
+                // No child: the parent keeps its fuel.
+                let left = caller.get_fuel()?;
+                caller.set_fuel(left.saturating_add(given))?;
+            }
+            Ok(caller.data_mut().record_error(e))
+        }
     }
 }
 
@@ -477,7 +535,7 @@ fn hibernate<T: ProcessCtx>(
     params_count: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_process::hibernate";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     let entry = read_str_arg(&memory, &caller, F, "entry", entry_ptr, entry_len)?;
     let params = read_params(&memory, &caller, F, params_ptr, params_count)?;
     let checked = entry.and_then(|entry| {

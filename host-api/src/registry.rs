@@ -23,6 +23,18 @@ fn name<T: ProcessCtx>(
     len: i32,
 ) -> wasmtime::Result<Result<String, i32>> {
     let memory = memory_of(caller, func)?;
+    let limit = troupe_abi::limit::NAME_LEN;
+    if len as u32 > limit {
+        // Checked before the name is copied; the pointer is checked too.
+        slice(&memory, caller, func, "name", ptr, len)?;
+        return Ok(Err(caller.data_mut().record_error(HostError::new(
+            err::INVALID_ARGUMENT,
+            format!(
+                "a name is at most {limit} bytes; this one is {}",
+                len as u32
+            ),
+        ))));
+    }
     Ok(match read_str(&memory, caller, func, "name", ptr, len)? {
         Ok(name) => Ok(name),
         Err(e) => Err(caller
@@ -78,7 +90,7 @@ fn whereis<T: ProcessCtx>(
     out_pid: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_registry::whereis";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     slice(&memory, &caller, F, "out_pid", out_pid, 8)?;
     let name = match name(&mut caller, F, ptr, len)? {
         Ok(n) => n,
@@ -102,7 +114,7 @@ fn send<T: ProcessCtx>(
     data_len: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_registry::send";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     let data = slice(&memory, &caller, F, "data", data_ptr, data_len)?.to_vec();
     let name = match name(&mut caller, F, name_ptr, name_len)? {
         Ok(n) => n,

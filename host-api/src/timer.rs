@@ -47,12 +47,15 @@ fn send_after<T: ProcessCtx>(
     out_ref: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "troupe_timer::send_after";
-    let memory = memory_of(&caller, F)?;
+    let memory = memory_of(&mut caller, F)?;
     slice(&memory, &caller, F, "out_ref", out_ref, 8)?;
     let data = slice(&memory, &caller, F, "data", data_ptr, data_len)?.to_vec();
-    let r = caller
-        .data_mut()
-        .send_after(pid as u64, tag as u64, data, duration(delay_ns));
-    write_u64(&memory, &mut caller, F, "out_ref", out_ref, r)?;
-    Ok(err::OK)
+    let state = caller.data_mut();
+    match state.send_after(pid as u64, tag as u64, data, duration(delay_ns)) {
+        Ok(r) => {
+            write_u64(&memory, &mut caller, F, "out_ref", out_ref, r)?;
+            Ok(err::OK)
+        }
+        Err(e) => Ok(state.record_error(e)),
+    }
 }

@@ -26,6 +26,16 @@ pub struct VmConfig {
     pub(crate) compile_cache: bool,
 }
 
+/// The part of each process's native stack that Wasm code cannot use: a host
+/// call made from Wasm's deepest frame (a spawn, a WASI call) runs in it, so
+/// that no guest, however deep it recurses, overflows the stack in host code
+/// (which would abort the VM rather than trap the guest). Wasmtime's own
+/// default leaves 1.5 MiB; the VM's host calls were measured to need less
+/// than a quarter of this (vm/tests/sandbox.rs sweeps every depth).
+pub const HOST_STACK_HEADROOM: usize = 256 << 10;
+/// The least stack Wasm code gets, whatever [`VmConfig::stack_size`] says.
+pub const MIN_WASM_STACK: usize = 32 << 10;
+
 /// The largest default [`VmConfig::max_processes`]: the default is this, or
 /// what the kernel's `vm.max_map_count` allows if that is less.
 pub const DEFAULT_MAX_PROCESSES: u32 = 10_000;
@@ -38,7 +48,7 @@ impl Default for VmConfig {
             max_processes: None,
             max_memory: DEFAULT_MAX_MEMORY,
             async_stack_size: 1 << 20,
-            max_wasm_stack: 512 << 10,
+            max_wasm_stack: (1 << 20) - HOST_STACK_HEADROOM,
             table_elements: 65_536,
             threads: 0,
             preemption_tick: Duration::from_millis(1),
@@ -83,11 +93,15 @@ impl VmConfig {
 
     /// The size of each process's native stack (its async fiber stack), which
     /// holds the process's Wasm frames and the host calls it makes. Wasm code
-    /// may use up to three quarters of it; pages are committed only as used.
+    /// may use all of it but [`HOST_STACK_HEADROOM`], which is kept for the
+    /// host calls made from the deepest Wasm frame; a size too small to leave
+    /// [`MIN_WASM_STACK`] to Wasm is raised to it. Pages are committed only
+    /// as used.
     pub fn stack_size(mut self, bytes: usize) -> Self {
-        let bytes = bytes.max(64 << 10);
-        self.async_stack_size = bytes;
-        self.max_wasm_stack = bytes / 4 * 3;
+        self.max_wasm_stack = bytes
+            .saturating_sub(HOST_STACK_HEADROOM)
+            .max(MIN_WASM_STACK);
+        self.async_stack_size = self.max_wasm_stack + HOST_STACK_HEADROOM;
         self
     }
 

@@ -10,7 +10,8 @@
 //!
 //! That is all of a process's state only for modules whose other state is
 //! recreated as it was: exactly one (defined, not shared) memory, no
-//! imported memory, table or mutable global, no passive data, and at most
+//! imported memory, table or mutable global, no passive data, no start
+//! function, and at most
 //! one mutable global, which must be an `i32` (the shadow-stack pointer:
 //! with the frames gone it is reset to its initial value, which is what a
 //! fresh instance has). Rust's `wasm32-wasip1` programs are such modules
@@ -117,6 +118,12 @@ fn analyse(bytes: &[u8]) -> Result<Image, String> {
                         _ => return Err("it has passive data segments".into()),
                     }
                 }
+            }
+            Payload::StartSection { .. } => {
+                // It would run again in each fresh instance, before the
+                // saved memory is put back, and its effects on the host
+                // (messages, sockets) would repeat.
+                return Err("it has a start function, which would run again at each wake".into());
             }
             Payload::ExportSection(exports) => {
                 for e in exports {

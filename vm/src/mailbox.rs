@@ -161,7 +161,7 @@ mod tests {
         }
         let got = mb.receive(TagSet::One(2), None).await.unwrap();
         assert_eq!(got.data, vec![2]);
-        let got = mb.receive(TagSet::Many(vec![3, 2]), None).await.unwrap();
+        let got = mb.receive(TagSet::many(vec![3, 2]), None).await.unwrap();
         assert_eq!(got.data, vec![4], "oldest message among the accepted tags");
         let rest: Vec<u8> = std::iter::from_fn(|| mb.take(&TagSet::Any))
             .map(|m| m.data[0])

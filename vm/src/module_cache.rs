@@ -131,6 +131,12 @@ impl ModuleCache {
         Ok(loaded)
     }
 
+    /// The cached module with these bytes, if it is loaded.
+    pub fn cached(&self, bytes: &[u8]) -> Option<Arc<LoadedModule>> {
+        let hash: [u8; 32] = Sha256::digest(bytes).into();
+        self.lock().get(&hash).cloned()
+    }
+
     /// A module by handle.
     pub fn get(&self, id: u64) -> Option<Arc<LoadedModule>> {
         self.by_id.get(&id).map(|m| m.clone())

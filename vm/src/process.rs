@@ -52,6 +52,12 @@ pub(crate) struct Signals {
     /// `(monitor ref, watcher pid)` of the monitors on this process.
     pub monitors: Vec<(u64, u64)>,
     pub names: Vec<String>,
+    /// References of the monitors this process holds on others (some may
+    /// have fired: see `vm::hold`), removed when it ends.
+    pub watching: Vec<u64>,
+    /// References of its pending timers (some may have fired), cancelled
+    /// when it ends.
+    pub timers: Vec<u64>,
 }
 
 impl ProcessShared {
@@ -66,6 +72,8 @@ impl ProcessShared {
                 links: Vec::new(),
                 monitors: Vec::new(),
                 names: Vec::new(),
+                watching: Vec::new(),
+                timers: Vec::new(),
             }),
             kill: Mutex::new(None),
             killed: AtomicBool::new(false),
@@ -115,7 +123,19 @@ impl ProcessShared {
             }
             self.slice_start
                 .store(ticks.load(Ordering::Relaxed), Ordering::Relaxed);
-            call.as_mut().poll(cx).map(Ok)
+            // A panic in the VM's code for this process (a host call, say)
+            // ends this process alone, with a reason and all its clean-up,
+            // instead of unwinding out of its task and leaving it half
+            // alive (in the process table, with its names and sockets).
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.as_mut().poll(cx)))
+            {
+                Ok(poll) => poll.map(Ok),
+                Err(panic) => {
+                    let what = panic_text(&*panic);
+                    eprintln!("[troupe] process {} ended: the VM failed: {what}", self.pid);
+                    Poll::Ready(Err(ExitReason::Trap(format!("the VM failed: {what}"))))
+                }
+            }
         })
         .await
     }
@@ -146,6 +166,15 @@ impl ProcessShared {
     }
 }
 
+/// The text of a panic's payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
+}
+
 /// The DOWN message for monitor `reference` on `pid`.
 pub(crate) fn down_message(reference: u64, pid: u64, reason: &ExitReason) -> Message {
     let mut data = reference.to_le_bytes().to_vec();
@@ -168,11 +197,44 @@ pub struct Limits {
     pub can_spawn: bool,
 }
 
-/// A preopened directory a process holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A preopened directory a process holds: the directory itself, opened once
+/// when the root process was made, and the path the guest sees it as.
+///
+/// Children share the parent's open directory (an `Arc` of one descriptor)
+/// and never look the host path up again: a guest that replaced a directory
+/// on the host by a symlink (through another preopen that contains it) must
+/// not send its children through that link.
+#[derive(Clone, Debug)]
 pub struct Preopen {
+    /// The host path it was opened from (for messages only: never reopened).
     pub host: PathBuf,
     pub guest: String,
+    dir: Arc<std::os::fd::OwnedFd>,
+}
+
+impl Preopen {
+    /// Opens the host directory `host` (following symlinks, as `--dir`
+    /// does), to be seen as `guest`.
+    pub fn open(host: PathBuf, guest: String) -> std::io::Result<Preopen> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_PATH | libc::O_CLOEXEC)
+            .open(&host)?;
+        Ok(Preopen {
+            host,
+            guest,
+            dir: Arc::new(file.into()),
+        })
+    }
+
+    /// A path that names this very directory, whatever has become of its
+    /// host path since: its descriptor's entry in `/proc/self/fd`, which the
+    /// kernel resolves to the open directory without a path lookup.
+    fn handle_path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd()))
+    }
 }
 
 /// What a process's WASI context is made of. Shared (`Arc`) between a parent
@@ -256,11 +318,15 @@ impl Perms {
         b.args(&self.args);
         b.envs(&self.envs);
         for p in self.preopens.iter() {
-            b.preopened_dir(&p.host, &p.guest, FsPerms::ReadWrite)
+            b.preopened_dir(p.handle_path(), &p.guest, FsPerms::ReadWrite)
                 .map_err(|e| {
                     HostError::new(
                         err::RESOURCE_LIMIT,
-                        format!("cannot open directory {:?}: {e:#}", p.host),
+                        format!(
+                            "cannot open directory {:?} again through /proc/self/fd (is /proc \
+                             mounted?): {e:#}",
+                            p.host
+                        ),
                     )
                 })?;
         }
@@ -289,8 +355,26 @@ pub fn exit_reason(result: wasmtime::Result<()>) -> ExitReason {
         return ExitReason::Limit(Limit::Fuel);
     }
     // The cause first (it is what one-line displays show), then the whole
-    // error with its Wasm backtrace.
-    ExitReason::Trap(format!("{}\n{e:?}", e.root_cause()))
+    // error with its Wasm backtrace, cut: it is copied into every EXIT and
+    // DOWN of the process, and a deep recursion's backtrace is long.
+    let mut text = format!("{}\n{e:?}", e.root_cause());
+    truncate(&mut text, troupe_abi::limit::REASON_LEN as usize);
+    ExitReason::Trap(text)
+}
+
+/// Cuts `text` to at most `max` bytes (at a character boundary), marking
+/// the cut.
+pub(crate) fn truncate(text: &mut String, max: usize) {
+    const MARK: &str = " [...]";
+    if text.len() <= max {
+        return;
+    }
+    let mut end = max - MARK.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(MARK);
 }
 
 /// The data of each process's `Store`.
@@ -367,6 +451,8 @@ impl ProcessCtx for ProcessState {
 
     fn record_error(&mut self, error: HostError) -> i32 {
         self.last_error = error.message;
+        // A message may quote guest data (escaped, so longer than it).
+        truncate(&mut self.last_error, troupe_abi::limit::REASON_LEN as usize);
         error.code
     }
 
@@ -397,22 +483,22 @@ impl ProcessCtx for ProcessState {
         &mut self.held
     }
 
-    fn module_load(&mut self, bytes: &[u8]) -> Result<u64, HostError> {
-        self.vm
-            .load_module(bytes, false)
-            .map(|m| m.id)
-            .map_err(|e| HostError::new(err::INVALID_MODULE, format!("the module {e}")))
+    async fn module_load(&mut self, bytes: Vec<u8>) -> Result<u64, HostError> {
+        self.vm.load_module_off_thread(bytes).await.map(|m| m.id)
     }
 
     fn module_self(&self) -> u64 {
         self.module.id
     }
 
-    fn config_new(&mut self) -> u64 {
+    fn config_new(&mut self) -> Option<u64> {
+        if self.configs.len() >= troupe_abi::limit::CONFIGS as usize {
+            return None;
+        }
         self.next_config += 1;
         self.configs
             .push((self.next_config, SpawnConfig::default()));
-        self.next_config
+        Some(self.next_config)
     }
 
     fn config_drop(&mut self, handle: u64) -> bool {
@@ -496,7 +582,7 @@ impl ProcessCtx for ProcessState {
         self.vm.unlink(&self.shared, pid)
     }
 
-    fn monitor(&mut self, pid: u64) -> u64 {
+    fn monitor(&mut self, pid: u64) -> Result<u64, HostError> {
         self.vm.monitor(&self.shared, pid)
     }
 
@@ -533,17 +619,23 @@ impl ProcessCtx for ProcessState {
         tokio::time::sleep(duration)
     }
 
-    fn send_after(&mut self, to: u64, tag: u64, data: Vec<u8>, delay: Duration) -> u64 {
+    fn send_after(
+        &mut self,
+        to: u64,
+        tag: u64,
+        data: Vec<u8>,
+        delay: Duration,
+    ) -> Result<u64, HostError> {
         let msg = Message {
             tag,
             sender: self.shared.pid,
             data,
         };
-        self.vm.send_after(to, msg, delay)
+        self.vm.send_after(&self.shared, to, msg, delay)
     }
 
     fn cancel_timer(&mut self, reference: u64) -> bool {
-        self.vm.cancel_timer(reference)
+        self.vm.cancel_timer(&self.shared, reference)
     }
 
     fn net_policy(&self) -> &NetPolicy {

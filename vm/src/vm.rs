@@ -36,6 +36,11 @@ pub(crate) struct VmInner {
     /// Slots given back so far (a process ended or hibernated).
     exits: AtomicU64,
     max_processes: u32,
+    /// One guest compile at a time (see `load_module_off_thread`).
+    compiling: tokio::sync::Semaphore,
+    /// Told each time a slot is given back, for processes waking from
+    /// hibernation that wait for one.
+    slot_freed: tokio::sync::Notify,
     /// About how many processes the kernel's `vm.max_map_count` allows.
     map_limit: Option<u64>,
     warned_map_limit: AtomicBool,
@@ -48,9 +53,9 @@ pub(crate) struct VmInner {
     registry: DashMap<String, u64>,
     /// Live monitors: reference -> (watcher, target).
     monitors: DashMap<u64, (u64, u64), FxBuildHasher>,
-    /// Pending timers: reference -> the task that fires it (set just after
-    /// the task is spawned).
-    timers: DashMap<u64, Option<tokio::task::AbortHandle>, FxBuildHasher>,
+    /// Pending timers: reference -> its owner and the task that fires it
+    /// (set just after the task is spawned).
+    timers: DashMap<u64, Timer, FxBuildHasher>,
     /// Monitor and timer references.
     next_ref: AtomicU64,
     max_memory: u64,
@@ -109,6 +114,11 @@ pub enum RunError {
          (build a binary crate for wasm32-wasip1, or GOOS=wasip1 GOARCH=wasm)"
     )]
     NoStart { path: std::path::PathBuf },
+    #[error("cannot open directory {path:?}: {source}")]
+    Dir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start the root process: {0}")]
     Start(HostError),
     #[error("cannot create the VM: {0}")]
@@ -216,6 +226,8 @@ impl Vm {
             live: AtomicU32::new(0),
             exits: AtomicU64::new(0),
             max_processes: n,
+            slot_freed: tokio::sync::Notify::new(),
+            compiling: tokio::sync::Semaphore::new(1),
             map_limit,
             warned_map_limit: AtomicBool::new(false),
             ticks,
@@ -270,18 +282,20 @@ impl Vm {
                 path: name.to_owned(),
             });
         }
+        let preopens = root
+            .dirs
+            .into_iter()
+            .map(|d| {
+                Preopen::open(d.host.clone(), d.guest).map_err(|source| RunError::Dir {
+                    path: d.host,
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let perms = Perms {
             args: root.args.into(),
             envs: root.envs.into(),
-            preopens: root
-                .dirs
-                .into_iter()
-                .map(|d| Preopen {
-                    host: d.host,
-                    guest: d.guest,
-                })
-                .collect::<Vec<_>>()
-                .into(),
+            preopens: preopens.into(),
             stdout: root.stdout,
             stderr: root.stderr,
             net: Arc::new(root.net),
@@ -476,7 +490,10 @@ impl Drop for Vm {
         // Stop the processes first, while the ticker still runs: a process
         // spinning in Wasm is only dropped at its next preemption point.
         if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(std::time::Duration::from_secs(10));
+            // Tasks are dropped at once (a running one at its next
+            // preemption point); what is left is blocking work that cannot
+            // be interrupted (a compile, a file read), not waited for long.
+            rt.shutdown_timeout(SHUTDOWN_GRACE);
         }
         self.stop_ticker.store(true, Ordering::Relaxed);
         if let Some(t) = self.ticker.take() {
@@ -484,6 +501,41 @@ impl Drop for Vm {
         }
     }
 }
+
+/// A pending timer: only its owner may cancel it, and it is cancelled when
+/// its owner ends.
+struct Timer {
+    owner: u64,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+/// Adds `item` to a process's list of what it holds, unless it already
+/// holds `cap`: first the entries `live` no longer knows (fired, removed)
+/// are dropped, so the list is as long as what is really held.
+fn hold(list: &mut Vec<u64>, item: u64, cap: u32, live: impl Fn(&u64) -> bool) -> bool {
+    if list.len() >= cap as usize {
+        list.retain(live);
+        if list.len() >= cap as usize {
+            return false;
+        }
+    }
+    list.push(item);
+    true
+}
+
+fn over_limit(what: &str, cap: u32) -> HostError {
+    HostError::new(
+        err::RESOURCE_LIMIT,
+        format!("this process already holds {cap} {what}, the most one process may hold"),
+    )
+}
+
+/// The largest module a guest may load (`module_load`). Go modules are
+/// 2-10 MiB; compiling takes about 150 MiB of memory per MiB of code.
+const MAX_MODULE_BYTES: usize = 32 << 20;
+
+/// How long dropping a VM waits for blocking work still running.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Where a process's exit reason goes when it ends.
 type Done = tokio::sync::oneshot::Sender<ExitReason>;
@@ -503,6 +555,7 @@ impl Drop for LiveSlot {
     fn drop(&mut self) {
         self.0.live.fetch_sub(1, Ordering::AcqRel);
         self.0.exits.fetch_add(1, Ordering::Release);
+        self.0.slot_freed.notify_one();
     }
 }
 
@@ -533,6 +586,35 @@ impl VmInner {
     ) -> Result<Arc<LoadedModule>, LoadError> {
         self.modules
             .load(&self.engine, &self.linker, bytes, allow_text)
+    }
+
+    /// Loads a module for a guest (`module_load`): compiled on a blocking
+    /// thread, one compile at a time, so that neither a scheduler thread
+    /// nor the machine's memory is taken by guests' compiles; at most
+    /// [`MAX_MODULE_BYTES`].
+    pub(crate) async fn load_module_off_thread(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<LoadedModule>, HostError> {
+        if bytes.len() > MAX_MODULE_BYTES {
+            return Err(HostError::new(
+                err::INVALID_MODULE,
+                format!(
+                    "the module is {} bytes; a process may load modules of at most {} MiB",
+                    bytes.len(),
+                    MAX_MODULE_BYTES >> 20
+                ),
+            ));
+        }
+        if let Some(m) = self.modules.cached(&bytes) {
+            return Ok(m);
+        }
+        let _turn = self.compiling.acquire().await;
+        let vm = self.clone();
+        tokio::task::spawn_blocking(move || vm.load_module(&bytes, false))
+            .await
+            .map_err(|e| HostError::new(err::INVALID_MODULE, format!("the compiler failed: {e}")))?
+            .map_err(|e| HostError::new(err::INVALID_MODULE, format!("the module {e}")))
     }
 
     /// Queues `msg` in `to`'s mailbox.
@@ -587,16 +669,36 @@ impl VmInner {
             perms,
         );
         let mut store = self.new_store(state, fuel);
-        let (func, params) = self
-            .instantiate(&mut store, &module, entry, params, types)
-            .await?;
+        // In the table before it is instantiated: a module's start function
+        // runs during instantiation, as the child (its fuel, its preemption),
+        // and the child can be killed there like anywhere else.
+        self.processes.insert(pid, shared.clone());
+        let instantiated = shared
+            .run_killable(
+                &self.ticks,
+                self.instantiate(&mut store, &module, entry, params, types),
+            )
+            .await;
+        let (func, params) = match instantiated {
+            Ok(Ok(instance)) => instance,
+            Ok(Err(e)) => {
+                self.process_ended(&shared, &ExitReason::Trap(e.message.clone()));
+                return Err(e);
+            }
+            Err(reason) => {
+                self.process_ended(&shared, &reason);
+                return Err(HostError::new(
+                    err::SPAWN_FAILED,
+                    format!("the new process ended in its start function: {reason}"),
+                ));
+            }
+        };
 
         if let Some(parent) = link_to {
-            // Before the child runs: spawn-and-link is atomic.
+            // Before the child runs its entry: spawn-and-link is atomic.
             parent.signals().links.push(pid);
             shared.signals().links.push(parent.pid);
         }
-        self.processes.insert(pid, shared.clone());
         let (done, exited) = tokio::sync::oneshot::channel();
         tokio::spawn(self.clone().run(shared, store, func, params, slot, done));
         Ok(Spawned { pid, done: exited })
@@ -711,7 +813,11 @@ impl VmInner {
             None => Snapshot::take(&[], image),
         };
         let fuel = store.get_fuel().ok();
-        let state = Box::new(store.into_data());
+        let mut state = Box::new(store.into_data());
+        // The handle belongs to the store being dropped: the fresh instance
+        // sets its own (a host call made with this one would panic inside
+        // wasmtime).
+        state.memory = None;
         drop(slot);
         tracing::trace!(
             pid = shared.pid,
@@ -747,12 +853,10 @@ impl VmInner {
             fuel,
             hibernate,
         } = sleeper;
-        let slot = match self.reserve_slot().await {
+        // A full pool is no reason to die: wait (killable) for a slot.
+        let slot = match shared.run_killable(&self.ticks, self.wait_for_slot()).await {
             Ok(slot) => slot,
-            Err(e) => {
-                let reason = ExitReason::Trap(format!("cannot wake from hibernation: {e}"));
-                return self.end(&shared, reason, true, state, done);
-            }
+            Err(reason) => return self.end(&shared, reason, false, state, done),
         };
         let mut store = self.new_store(*state, fuel);
         let module = store.data().module.clone();
@@ -808,17 +912,35 @@ impl VmInner {
     fn process_ended(&self, shared: &ProcessShared, reason: &ExitReason) {
         let pid = shared.pid;
         self.processes.remove(&pid);
-        let (links, monitors, names) = {
+        let (links, monitors, names, watching, timers) = {
             let mut sig = shared.signals();
             sig.alive = false;
             (
                 std::mem::take(&mut sig.links),
                 std::mem::take(&mut sig.monitors),
                 std::mem::take(&mut sig.names),
+                std::mem::take(&mut sig.watching),
+                std::mem::take(&mut sig.timers),
             )
         };
         shared.mailbox.close();
         shared.sockets.close_all();
+        // What it held on others: its monitors of other processes and its
+        // pending timers go with it.
+        for reference in watching {
+            if let Some((_, (_, target))) = self.monitors.remove(&reference) {
+                if let Some(t) = self.process(target) {
+                    t.signals().monitors.retain(|(r, _)| *r != reference);
+                }
+            }
+        }
+        for reference in timers {
+            if let Some((_, timer)) = self.timers.remove(&reference) {
+                if let Some(task) = timer.task {
+                    task.abort();
+                }
+            }
+        }
         for name in names {
             self.registry.remove_if(&name, |_, p| *p == pid);
         }
@@ -870,6 +992,10 @@ impl VmInner {
             return Err(Self::no_process(pid));
         }
         if !a.links.contains(&second.pid) {
+            let cap = troupe_abi::limit::LINKS as usize;
+            if a.links.len() >= cap || b.links.len() >= cap {
+                return Err(over_limit("links", troupe_abi::limit::LINKS));
+            }
             a.links.push(second.pid);
             b.links.push(first.pid);
         }
@@ -883,19 +1009,28 @@ impl VmInner {
         }
     }
 
-    pub(crate) fn monitor(&self, me: &ProcessShared, pid: u64) -> u64 {
+    pub(crate) fn monitor(&self, me: &ProcessShared, pid: u64) -> Result<u64, HostError> {
         let reference = self.next_ref.fetch_add(1, Ordering::Relaxed);
+        let held = hold(
+            &mut me.signals().watching,
+            reference,
+            troupe_abi::limit::MONITORS,
+            |r| self.monitors.contains_key(r),
+        );
+        if !held {
+            return Err(over_limit("monitors", troupe_abi::limit::MONITORS));
+        }
         if let Some(target) = self.process(pid) {
             let mut sig = target.signals();
             if sig.alive {
                 self.monitors.insert(reference, (me.pid, pid));
                 sig.monitors.push((reference, me.pid));
-                return reference;
+                return Ok(reference);
             }
         }
         me.mailbox
             .push(down_message(reference, pid, &ExitReason::NoProc));
-        reference
+        Ok(reference)
     }
 
     pub(crate) fn demonitor(&self, me: &ProcessShared, reference: u64) -> Result<(), HostError> {
@@ -943,6 +1078,15 @@ impl VmInner {
                 err::ALREADY_REGISTERED,
                 format!("{:?} is already registered to process {}", e.key(), e.get()),
             )),
+            dashmap::Entry::Vacant(_) if sig.names.len() >= troupe_abi::limit::NAMES as usize => {
+                Err(HostError::new(
+                    err::RESOURCE_LIMIT,
+                    format!(
+                        "process {pid} already has {} names, the most one process may have",
+                        troupe_abi::limit::NAMES
+                    ),
+                ))
+            }
             dashmap::Entry::Vacant(e) => {
                 sig.names.push(e.key().clone());
                 e.insert(pid);
@@ -951,33 +1095,69 @@ impl VmInner {
         }
     }
 
+    /// Frees `name`. The entry is removed while its process's signals are
+    /// locked, as `register` adds it: otherwise a `register` of the same
+    /// name for the same process between the two steps lost its record in
+    /// the process's names, and the name outlived the process.
     pub(crate) fn unregister(&self, name: &str) -> Result<(), HostError> {
-        let (_, pid) = self.registry.remove(name).ok_or_else(|| {
-            HostError::new(
-                err::NOT_FOUND,
-                format!("no process is registered as {name:?}"),
-            )
-        })?;
-        if let Some(p) = self.process(pid) {
-            p.signals().names.retain(|n| n != name);
+        loop {
+            let pid = self.whereis(name).ok_or_else(|| {
+                HostError::new(
+                    err::NOT_FOUND,
+                    format!("no process is registered as {name:?}"),
+                )
+            })?;
+            let owner = self.process(pid);
+            let mut sig = owner.as_ref().map(|p| p.signals());
+            if self.registry.remove_if(name, |_, p| *p == pid).is_some() {
+                if let Some(sig) = sig.as_mut() {
+                    if let Some(at) = sig.names.iter().position(|n| n == name) {
+                        sig.names.swap_remove(at);
+                    }
+                }
+                return Ok(());
+            }
+            // Freed and registered again meanwhile: look again.
         }
-        Ok(())
     }
 
     pub(crate) fn whereis(&self, name: &str) -> Option<u64> {
         self.registry.get(name).map(|p| *p)
     }
 
+    /// Sends `msg` (from `owner`) to `to` after `delay`; the timer's
+    /// reference. The owner holds at most [`troupe_abi::limit::TIMERS`]
+    /// pending timers, and they are cancelled when it ends.
     pub(crate) fn send_after(
         self: &Arc<Self>,
+        owner: &ProcessShared,
         to: u64,
         msg: Message,
         delay: std::time::Duration,
-    ) -> u64 {
+    ) -> Result<u64, HostError> {
         let reference = self.next_ref.fetch_add(1, Ordering::Relaxed);
-        // Registered before the task exists, so a zero delay cannot fire
-        // before it is known.
-        self.timers.insert(reference, None);
+        {
+            let mut sig = owner.signals();
+            if !sig.alive {
+                return Err(Self::no_process(owner.pid));
+            }
+            let held = hold(&mut sig.timers, reference, troupe_abi::limit::TIMERS, |r| {
+                self.timers.contains_key(r)
+            });
+            if !held {
+                return Err(over_limit("pending timers", troupe_abi::limit::TIMERS));
+            }
+            // Registered before the task exists, so a zero delay cannot fire
+            // before it is known; and while the owner's signals are locked,
+            // so an owner ending now cancels it.
+            self.timers.insert(
+                reference,
+                Timer {
+                    owner: owner.pid,
+                    task: None,
+                },
+            );
+        }
         let vm = self.clone();
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -985,17 +1165,26 @@ impl VmInner {
                 let _ = vm.send(msg, to);
             }
         });
-        if let Some(mut slot) = self.timers.get_mut(&reference) {
-            *slot = Some(task.abort_handle());
+        if let Some(mut timer) = self.timers.get_mut(&reference) {
+            timer.task = Some(task.abort_handle());
         }
-        reference
+        Ok(reference)
     }
 
-    pub(crate) fn cancel_timer(&self, reference: u64) -> bool {
-        match self.timers.remove(&reference) {
-            Some((_, task)) => {
-                if let Some(task) = task {
+    /// Cancels `owner`'s timer `reference`; whether it was pending. A timer
+    /// of another process is not `owner`'s to cancel (as if unknown).
+    pub(crate) fn cancel_timer(&self, owner: &ProcessShared, reference: u64) -> bool {
+        match self
+            .timers
+            .remove_if(&reference, |_, t| t.owner == owner.pid)
+        {
+            Some((_, timer)) => {
+                if let Some(task) = timer.task {
                     task.abort();
+                }
+                let mut sig = owner.signals();
+                if let Some(at) = sig.timers.iter().position(|r| *r == reference) {
+                    sig.timers.swap_remove(at);
                 }
                 true
             }
@@ -1028,6 +1217,22 @@ impl VmInner {
                 return Err(self.pool_full());
             }
             tokio::task::yield_now().await;
+        }
+    }
+
+    /// Takes a slot, waiting for as long as it takes (a process waking from
+    /// hibernation has nobody to return an error to).
+    async fn wait_for_slot(self: &Arc<Self>) -> LiveSlot {
+        loop {
+            let freed = self.slot_freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            // Registered before looking, so a slot freed in between is seen.
+            freed.as_mut().enable();
+            if self.live.fetch_add(1, Ordering::AcqRel) < self.max_processes {
+                return LiveSlot(self.clone());
+            }
+            self.live.fetch_sub(1, Ordering::AcqRel);
+            freed.await;
         }
     }
 

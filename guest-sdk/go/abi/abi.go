@@ -170,6 +170,30 @@ const (
 	ValShutdownBoth int32 = 2
 )
 
+// What one process may hold at once (Rust: limit); going over fails the
+// call with ErrResourceLimit (ErrInvalidArgument for a name too long or too
+// many tags).
+const (
+	// LimitTimers is the most timers (send_after) pending at once, per process.
+	LimitTimers uint32 = 10_000
+	// LimitMonitors is the most monitors a process holds on others at once.
+	LimitMonitors uint32 = 100_000
+	// LimitLinks is the most links of one process.
+	LimitLinks uint32 = 100_000
+	// LimitNames is the most names registered for one process.
+	LimitNames uint32 = 64
+	// LimitNameLen is the most bytes of one registered name.
+	LimitNameLen uint32 = 1024
+	// LimitConfigs is the most spawn configurations alive at once, per process.
+	LimitConfigs uint32 = 1024
+	// LimitReceiveTags is the most tags one receive may select on.
+	LimitReceiveTags uint32 = 1024
+	// LimitSockets is the most sockets a process may hold and still open more.
+	LimitSockets uint32 = 1024
+	// LimitReasonLen is the most bytes of an exit reason's text or data.
+	LimitReasonLen uint32 = 4096
+)
+
 // Offsets in the 24-byte record receive writes (Rust: info).
 const (
 	InfoTag    = 0

@@ -161,8 +161,14 @@ pub fn unlink(pid: Pid) {
 /// Monitors `pid`: when it ends this process receives one
 /// [`Event::Down`] with the returned reference (at once, with
 /// [`ExitReason::NoProc`], if `pid` does not exist).
+///
+/// # Panics
+/// If this process already holds `troupe_abi::limit::MONITORS` monitors.
 pub fn monitor(pid: Pid) -> MonitorRef {
-    MonitorRef(unsafe { sys::monitor(pid.0 as i64) } as u64)
+    match unsafe { sys::monitor(pid.0 as i64) } {
+        0 => unexpected("monitor", err::RESOURCE_LIMIT),
+        reference => MonitorRef(reference as u64),
+    }
 }
 
 /// Stops a monitor and removes its DOWN event if already queued (Erlang's

@@ -344,7 +344,11 @@ impl Config {
         let envs = options.envs.as_deref().map(env_list).transpose()?;
         let preopens = options.preopens.as_deref().map(nul_list).transpose()?;
         let net = options.net.as_deref().map(nul_list).transpose()?;
-        let config = Config(unsafe { sys::config_new() });
+        let config = match unsafe { sys::config_new() } {
+            // The process holds `troupe_abi::limit::CONFIGS` of them.
+            0 => return Err(SpawnError::from_host(err::RESOURCE_LIMIT)),
+            handle => Config(handle),
+        };
         let check = |rc: i32| match rc {
             err::OK => Ok(()),
             code => Err(SpawnError::from_host(code)),

@@ -15,7 +15,11 @@ use crate::{sys, Process};
 pub struct TimerRef(pub u64);
 
 /// Sends `msg` to `to` after `delay` (from this process). If `to` has ended
-/// by then, the message is dropped.
+/// by then, the message is dropped. The timer belongs to this process: only
+/// it can cancel it, and it is cancelled when this process ends.
+///
+/// # Panics
+/// If this process already has `troupe_abi::limit::TIMERS` pending timers.
 pub fn send_after<M: Serialize>(to: &Process<M>, msg: &M, delay: Duration) -> TimerRef {
     let data = encode(msg);
     let mut reference = 0u64;

@@ -192,6 +192,33 @@ pub mod val {
     pub const SHUTDOWN_BOTH: i32 = 2;
 }
 
+/// What one process may hold at once, so that no guest can make the host
+/// hold without bound on its behalf. Going over fails the call with
+/// `RESOURCE_LIMIT` (`INVALID_ARGUMENT` for a name too long, too many tags).
+pub mod limit {
+    /// Timers (`send_after`) pending at once, per process.
+    pub const TIMERS: u32 = 10_000;
+    /// Monitors a process holds on others at once.
+    pub const MONITORS: u32 = 100_000;
+    /// Links of one process.
+    pub const LINKS: u32 = 100_000;
+    /// Names registered for one process.
+    pub const NAMES: u32 = 64;
+    /// Bytes of one registered name.
+    pub const NAME_LEN: u32 = 1024;
+    /// Spawn configurations alive at once, per process.
+    pub const CONFIGS: u32 = 1024;
+    /// Tags one `receive` may select on.
+    pub const RECEIVE_TAGS: u32 = 1024;
+    /// Sockets a process may open (listen, accept, connect, bind) while it
+    /// holds this many; sockets moved to it in messages still arrive.
+    pub const SOCKETS: u32 = 1024;
+    /// Bytes of an encoded exit reason (`exit`, `send_exit`: longer ones
+    /// are refused), of a trap's message (cut), and of the text
+    /// `error_message` gives (cut).
+    pub const REASON_LEN: u32 = 4096;
+}
+
 /// The record `receive` writes at `info_ptr`: 24 bytes, little-endian.
 pub mod info {
     /// Offset of the message's tag (`u64`).

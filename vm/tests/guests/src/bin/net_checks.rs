@@ -794,11 +794,13 @@ fn resolve() {
         net::resolve("127.0.0.1").ok() == Some(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]),
         "an IP address resolves to itself",
     );
+    // No rule names it, so it is refused before any look-up: no DNS query
+    // leaves the VM for it.
     check_err(
         net::resolve("no-such-host.invalid"),
-        io::ErrorKind::NotFound,
-        Some(err::HOST_NOT_FOUND),
-        "an unknown name is not found",
+        io::ErrorKind::PermissionDenied,
+        Some(err::PERMISSION_DENIED),
+        "a name no rule names is refused without a look-up",
     );
     // Connecting by name.
     let listener = TcpListener::bind("localhost:0");
