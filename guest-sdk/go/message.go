@@ -62,7 +62,9 @@ const (
 // Send encodes v with bincode (see package bincode) and sends it with tag
 // abi.TagData. It never blocks and is not acknowledged: nil means the
 // message was queued, not that it will be handled. A dead target gives an
-// error that errors.Is(err, ErrNoProcess).
+// error that errors.Is(err, ErrNoProcess); a target whose mailbox is full
+// (the message would take it past its memory budget, which counts its
+// queued messages) one that errors.Is(err, ErrResourceLimit).
 //
 // Sockets (*TCPConn, *TCPListener, *UDPConn) in v move to p with the
 // message: this process can no longer use them (see TCPConn). If the

@@ -96,17 +96,40 @@ impl std::fmt::Display for HostError {
 
 impl std::error::Error for HostError {}
 
-/// The target of a send does not exist (it ended, or never did).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NoProcess(pub u64);
+/// Why a message was not queued (it is dropped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The target does not exist (it ended, or never did).
+    NoProcess(u64),
+    /// The target's memory budget (or the VM's) cannot hold the message:
+    /// its mailbox is full. The sentence says which budget.
+    Full { to: u64, why: String },
+}
 
-impl std::fmt::Display for NoProcess {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "process {} does not exist", self.0)
+impl SendError {
+    /// As the ABI reports it: `NO_PROCESS` or `RESOURCE_LIMIT`.
+    pub fn to_host_error(&self, context: &str) -> HostError {
+        match self {
+            SendError::NoProcess(_) => {
+                HostError::new(abi::err::NO_PROCESS, format!("{self}{context}"))
+            }
+            SendError::Full { .. } => {
+                HostError::new(abi::err::RESOURCE_LIMIT, format!("{self}{context}"))
+            }
+        }
     }
 }
 
-impl std::error::Error for NoProcess {}
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::NoProcess(pid) => write!(f, "process {pid} does not exist"),
+            SendError::Full { to, why } => write!(f, "process {to}'s mailbox is full: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
 
 /// How a spawned process's WASI context differs from its parent's. `None`
 /// fields inherit.
@@ -129,6 +152,20 @@ pub struct SpawnConfig {
     /// The child's network permission (already checked to be within the
     /// parent's).
     pub net: Option<NetPolicy>,
+}
+
+impl SpawnConfig {
+    /// About how many bytes the host holds for this configuration.
+    pub fn host_bytes(&self) -> u64 {
+        let strings = |v: &[String]| v.iter().map(|s| s.len() as u64 + 24).sum::<u64>();
+        let args = self.args.as_deref().map_or(0, strings);
+        let envs = self.envs.as_deref().map_or(0, |v| {
+            v.iter().map(|(k, v)| (k.len() + v.len()) as u64 + 48).sum()
+        });
+        let preopens = self.preopens.as_deref().map_or(0, strings);
+        let net = self.net.as_ref().map_or(0, |n| n.describe().len() as u64);
+        std::mem::size_of::<SpawnConfig>() as u64 + args + envs + preopens + net
+    }
 }
 
 /// A request to start a process, decoded from the guest's arguments.
@@ -165,9 +202,9 @@ pub trait ProcessCtx: Send + 'static {
     /// The explanation of the last error ("" if none).
     fn last_error(&self) -> &str;
 
-    /// Queues a message in `to`'s mailbox; [`NoProcess`] if `to` does not
-    /// exist (the message is dropped).
-    fn send(&self, to: u64, tag: u64, data: Vec<u8>) -> Result<(), NoProcess>;
+    /// Queues a message in `to`'s mailbox; the message is dropped if `to`
+    /// does not exist or its mailbox is full.
+    fn send(&self, to: u64, tag: u64, data: Vec<u8>) -> Result<(), SendError>;
 
     /// Takes the oldest message matching `tags` from this process's mailbox,
     /// waiting up to `timeout` (`None`: forever). `None` on time-out.
@@ -199,6 +236,10 @@ pub trait ProcessCtx: Send + 'static {
 
     /// A configuration by handle.
     fn config_mut(&mut self, handle: u64) -> Option<&mut SpawnConfig>;
+
+    /// Charges a configuration's lists (just changed) to the process's
+    /// memory budget: `RESOURCE_LIMIT` if they do not fit.
+    fn config_charge(&mut self, handle: u64) -> Result<(), HostError>;
 
     /// Whether this process holds a preopened directory with this guest path.
     fn holds_preopen(&self, guest_path: &str) -> bool;

@@ -41,10 +41,8 @@ fn send<T: ProcessCtx>(
         Ok(()) => err::OK,
         Err(e) => {
             // `send` only needs `&self`; recording the error needs `&mut`.
-            caller.data_mut().record_error(HostError::new(
-                err::NO_PROCESS,
-                format!("{e} (the message was dropped)"),
-            ))
+            let e = e.to_host_error(" (the message was dropped)");
+            caller.data_mut().record_error(e)
         }
     })
 }

@@ -359,10 +359,20 @@ fn with_config<T: ProcessCtx>(
     let Some(mut cfg) = state.config_mut(config as u64).map(std::mem::take) else {
         return state.record_error(unknown_config(config));
     };
-    let result = apply(state, &mut cfg);
-    *state
-        .config_mut(config as u64)
-        .expect("config checked above") = cfg;
+    let before = cfg.clone();
+    let result = apply(state, &mut cfg).and_then(|()| {
+        *state
+            .config_mut(config as u64)
+            .expect("config checked above") = cfg;
+        state.config_charge(config as u64)
+    });
+    if result.is_err() {
+        // Unchanged by a failed call (and still charged as it was).
+        *state
+            .config_mut(config as u64)
+            .expect("config checked above") = before;
+        let _ = state.config_charge(config as u64);
+    }
     match result {
         Ok(()) => err::OK,
         Err(e) => state.record_error(e),

@@ -128,9 +128,11 @@ fn send<T: ProcessCtx>(
     crate::net::move_attached(caller.data_mut(), pid);
     Ok(match caller.data().send(pid, tag as u64, data) {
         Ok(()) => err::OK,
-        Err(e) => caller.data_mut().record_error(HostError::new(
-            err::NO_PROCESS,
-            format!("{e} (registered as {name:?}; the message was dropped)"),
-        )),
+        Err(e) => {
+            let e = e.to_host_error(&format!(
+                " (registered as {name:?}; the message was dropped)"
+            ));
+            caller.data_mut().record_error(e)
+        }
     })
 }

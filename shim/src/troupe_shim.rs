@@ -35,7 +35,8 @@ pub struct Plan {
 ///
 /// The VM is sized by optional variables of the container's environment
 /// (they are passed to the guest too): `TROUPE_MAX_PROCESSES`,
-/// `TROUPE_MAX_MEMORY` (e.g. `64M`), `TROUPE_STACK_SIZE`, `TROUPE_THREADS`;
+/// `TROUPE_MAX_MEMORY` (e.g. `64M`), `TROUPE_MAX_VM_MEMORY`,
+/// `TROUPE_STACK_SIZE`, `TROUPE_THREADS`;
 /// networking (off by default, as with `troupe run`) by `TROUPE_ALLOW_NET`:
 /// `*` for any address, or `HOST[:PORT],...` as `--allow-net=` takes them.
 pub fn plan(args: &[String], envs: &[String], mountinfo: &str) -> Result<Plan> {
@@ -69,6 +70,11 @@ pub fn plan(args: &[String], envs: &[String], mountinfo: &str) -> Result<Plan> {
     if let Some(v) = get("TROUPE_STACK_SIZE") {
         config = config.stack_size(
             parse_size(v).map_err(|e| anyhow::anyhow!("TROUPE_STACK_SIZE: {e}"))? as usize,
+        );
+    }
+    if let Some(v) = get("TROUPE_MAX_VM_MEMORY") {
+        config = config.max_vm_memory(
+            parse_size(v).map_err(|e| anyhow::anyhow!("TROUPE_MAX_VM_MEMORY: {e}"))?,
         );
     }
     if let Some(v) = get("TROUPE_THREADS") {

@@ -82,6 +82,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// What all processes together may hold in memory: their linear
+    /// memories, queued messages, timers and hibernated state (bytes, or
+    /// with a K, M or G suffix). Default: 90% of the machine's memory or its
+    /// container's limit.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_vm_memory: Option<u64>,
+
     /// Each process's native stack size (bytes, or with a K, M or G suffix).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub stack_size: Option<u64>,
@@ -165,6 +172,9 @@ impl RunArgs {
         }
         if let Some(s) = self.stack_size {
             c = c.stack_size(s as usize);
+        }
+        if let Some(m) = self.max_vm_memory {
+            c = c.max_vm_memory(m);
         }
         c
     }

@@ -16,6 +16,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 pub struct VmConfig {
     pub(crate) max_processes: Option<u32>,
     pub(crate) max_memory: u64,
+    pub(crate) max_vm_memory: Option<u64>,
     pub(crate) async_stack_size: usize,
     pub(crate) max_wasm_stack: usize,
     pub(crate) table_elements: usize,
@@ -47,6 +48,7 @@ impl Default for VmConfig {
         VmConfig {
             max_processes: None,
             max_memory: DEFAULT_MAX_MEMORY,
+            max_vm_memory: None,
             async_stack_size: 1 << 20,
             max_wasm_stack: (1 << 20) - HOST_STACK_HEADROOM,
             table_elements: 65_536,
@@ -166,6 +168,23 @@ impl VmConfig {
     /// Whether the pool size was set explicitly.
     pub fn max_processes_is_explicit(&self) -> bool {
         self.max_processes.is_some()
+    }
+
+    /// What all processes together may make the machine hold: their linear
+    /// memories and what the host keeps for them (queued messages, timers,
+    /// configurations, hibernated snapshots). A memory growth past it ends
+    /// the process that grows; a send past it fails. Default: 90% of the
+    /// machine's memory or of its container's (cgroup) limit, whichever is
+    /// less.
+    pub fn max_vm_memory(mut self, bytes: u64) -> Self {
+        self.max_vm_memory = Some(bytes);
+        self
+    }
+
+    /// The VM's memory budget (see [`VmConfig::max_vm_memory`]).
+    pub fn get_max_vm_memory(&self) -> u64 {
+        self.max_vm_memory
+            .unwrap_or_else(crate::budget::default_vm_budget)
     }
 
     pub fn get_max_memory(&self) -> u64 {

@@ -16,6 +16,7 @@
 //!
 //! The `troupe` binary ([`cli`]) runs a module as the root process.
 
+pub(crate) mod budget;
 pub mod cli;
 pub mod config;
 pub mod hibernate;

@@ -13,13 +13,14 @@ use atomic_waker::AtomicWaker;
 use troupe_abi::{err, val};
 pub use troupe_host_api::{ExitReason, Limit};
 use troupe_host_api::{
-    GuestExit, HostError, LimitExceeded, Message, NetPolicy, NoProcess, ProcessCtx, Sockets,
+    GuestExit, HostError, LimitExceeded, Message, NetPolicy, ProcessCtx, SendError, Sockets,
     SpawnConfig, SpawnRequest, TagSet,
 };
 use wasmtime::{Memory, ResourceLimiter};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use crate::budget::{Budget, Charge};
 use crate::config::Output;
 use crate::lock;
 use crate::mailbox::Mailbox;
@@ -30,6 +31,9 @@ use crate::vm::{NewProcess, VmInner};
 /// and monitors, and the slot through which it is killed.
 pub struct ProcessShared {
     pub pid: u64,
+    /// What it may make the machine hold: its linear memory, its queued
+    /// messages and what else the host keeps for it.
+    pub(crate) budget: Arc<Budget>,
     pub mailbox: Mailbox,
     /// The sockets it holds (closed when it ends).
     pub sockets: Arc<Sockets>,
@@ -61,10 +65,11 @@ pub(crate) struct Signals {
 }
 
 impl ProcessShared {
-    pub(crate) fn new(pid: u64) -> Self {
+    pub(crate) fn new(pid: u64, budget: Arc<Budget>) -> Self {
         ProcessShared {
             pid,
-            mailbox: Mailbox::default(),
+            mailbox: Mailbox::new(budget.clone()),
+            budget,
             sockets: Arc::default(),
             signals: Mutex::new(Signals {
                 alive: true,
@@ -154,7 +159,7 @@ impl ProcessShared {
             drop(sig);
             let mut data = from.to_le_bytes().to_vec();
             reason.encode_into(&mut data);
-            self.mailbox.push(Message {
+            self.mailbox.push_signal(Message {
                 tag: troupe_abi::tag::EXIT,
                 sender: from,
                 data,
@@ -389,11 +394,21 @@ pub struct ProcessState {
     pub(crate) module: Arc<LoadedModule>,
     pub(crate) perms: Perms,
     pub(crate) memory: Option<Memory>,
+    /// Bytes of linear memory charged to the budget (given back when the
+    /// instance goes: at the end, or when it hibernates).
+    linear: u64,
     held: Option<Message>,
     attachments: Vec<u64>,
     last_error: String,
-    configs: Vec<(u64, SpawnConfig)>,
+    /// Each with its charge to the budget (its lists' bytes).
+    configs: Vec<(u64, SpawnConfig, Option<Charge>)>,
     next_config: u64,
+}
+
+impl Drop for ProcessState {
+    fn drop(&mut self) {
+        self.release_linear();
+    }
 }
 
 impl ProcessState {
@@ -413,6 +428,7 @@ impl ProcessState {
             module,
             perms,
             memory: None,
+            linear: 0,
             held: None,
             attachments: Vec::new(),
             last_error: String::new(),
@@ -423,6 +439,11 @@ impl ProcessState {
 }
 
 impl ProcessState {
+    /// Gives back the linear memory's charge (its instance is gone).
+    pub(crate) fn release_linear(&mut self) {
+        self.shared.budget.release(std::mem::take(&mut self.linear));
+    }
+
     /// The WASI context, built on first use. Many processes never make a
     /// WASI call (a function spawned by the SDK that only sends and
     /// receives), so they never pay for one. A context with preopened
@@ -460,7 +481,7 @@ impl ProcessCtx for ProcessState {
         &self.last_error
     }
 
-    fn send(&self, to: u64, tag: u64, data: Vec<u8>) -> Result<(), NoProcess> {
+    fn send(&self, to: u64, tag: u64, data: Vec<u8>) -> Result<(), SendError> {
         self.vm.send(
             Message {
                 tag,
@@ -497,21 +518,39 @@ impl ProcessCtx for ProcessState {
         }
         self.next_config += 1;
         self.configs
-            .push((self.next_config, SpawnConfig::default()));
+            .push((self.next_config, SpawnConfig::default(), None));
         Some(self.next_config)
     }
 
     fn config_drop(&mut self, handle: u64) -> bool {
         let before = self.configs.len();
-        self.configs.retain(|(h, _)| *h != handle);
+        self.configs.retain(|(h, _, _)| *h != handle);
         self.configs.len() != before
     }
 
     fn config_mut(&mut self, handle: u64) -> Option<&mut SpawnConfig> {
         self.configs
             .iter_mut()
-            .find(|(h, _)| *h == handle)
-            .map(|(_, c)| c)
+            .find(|(h, _, _)| *h == handle)
+            .map(|(_, c, _)| c)
+    }
+
+    fn config_charge(&mut self, handle: u64) -> Result<(), HostError> {
+        let budget = self.shared.budget.clone();
+        let Some((_, config, charge)) = self.configs.iter_mut().find(|(h, _, _)| *h == handle)
+        else {
+            return Ok(());
+        };
+        let bytes = config.host_bytes();
+        // The old charge goes first, so a smaller list always fits.
+        *charge = None;
+        *charge = Some(Charge::new(&budget, bytes).map_err(|over| {
+            HostError::new(
+                err::RESOURCE_LIMIT,
+                format!("the spawn configuration: {over}"),
+            )
+        })?);
+        Ok(())
     }
 
     fn holds_preopen(&self, guest_path: &str) -> bool {
@@ -665,6 +704,13 @@ impl ResourceLimiter for ProcessState {
         if desired as u64 > self.perms.limits.max_memory {
             return Err(wasmtime::Error::new(LimitExceeded(Limit::Memory)));
         }
+        // What the host holds for the process counts too, and so does the
+        // VM's budget (see `crate::budget`).
+        let more = (desired as u64).saturating_sub(self.linear);
+        if self.shared.budget.charge(more, true).is_err() {
+            return Err(wasmtime::Error::new(LimitExceeded(Limit::Memory)));
+        }
+        self.linear += more;
         Ok(true)
     }
 

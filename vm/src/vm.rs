@@ -10,15 +10,17 @@ use dashmap::DashMap;
 // the maps keyed by them use a fast hash instead of SipHash.
 use rustc_hash::FxBuildHasher;
 use troupe_abi::err;
-use troupe_host_api::{Hibernate, HostError, Message, NoProcess};
+use troupe_host_api::{Hibernate, HostError, Message, SendError};
 use wasmtime::{
     Config, Enabled, Engine, Func, InstanceAllocationStrategy, Linker, PoolConcurrencyLimitError,
     PoolingAllocationConfig, Store, UpdateDeadline, Val, ValType,
 };
 
+use crate::budget::{Budget, Charge, VmBudget, MESSAGE_OVERHEAD};
 use crate::config::{RootOptions, VmConfig};
 use crate::hibernate::Snapshot;
 use crate::limits;
+use crate::mailbox::PushError;
 use crate::module_cache::{LoadError, LoadedModule, ModuleCache};
 use crate::process::{
     down_message, exit_reason, ExitReason, Limits, Perms, Preopen, ProcessShared, ProcessState,
@@ -59,6 +61,8 @@ pub(crate) struct VmInner {
     /// Monitor and timer references.
     next_ref: AtomicU64,
     max_memory: u64,
+    /// What all processes together may hold (`--max-vm-memory`).
+    pub(crate) budget: Arc<VmBudget>,
 }
 
 /// Bytes of a freed linear memory zeroed in place rather than decommitted.
@@ -237,6 +241,7 @@ impl Vm {
             timers: DashMap::with_hasher(FxBuildHasher),
             next_ref: AtomicU64::new(1),
             max_memory: config.max_memory,
+            budget: VmBudget::new(config.get_max_vm_memory()),
         });
         Ok(Vm {
             inner,
@@ -339,6 +344,13 @@ impl Vm {
             })
         })?;
         Ok(reason)
+    }
+
+    /// What all processes together hold now against the VM's memory budget
+    /// ([`VmConfig::max_vm_memory`]), in bytes, counted in 1 MiB granules
+    /// per process.
+    pub fn memory_in_use(&self) -> u64 {
+        self.inner.budget.used()
     }
 
     /// How many processes hold an instance (a pool slot): alive and not
@@ -544,6 +556,8 @@ type Done = tokio::sync::oneshot::Sender<ExitReason>;
 struct Hibernated {
     state: Box<ProcessState>,
     snapshot: Snapshot,
+    /// The snapshot's charge to the process's budget.
+    charge: Charge,
     fuel: Option<u64>,
     hibernate: Hibernate,
 }
@@ -618,10 +632,17 @@ impl VmInner {
     }
 
     /// Queues `msg` in `to`'s mailbox.
-    pub(crate) fn send(&self, msg: Message, to: u64) -> Result<(), NoProcess> {
-        match self.processes.get(&to) {
-            Some(p) if p.mailbox.push(msg) => Ok(()),
-            _ => Err(NoProcess(to)),
+    pub(crate) fn send(&self, msg: Message, to: u64) -> Result<(), SendError> {
+        let Some(p) = self.processes.get(&to) else {
+            return Err(SendError::NoProcess(to));
+        };
+        match p.mailbox.push(msg) {
+            Ok(()) => Ok(()),
+            Err(PushError::Closed) => Err(SendError::NoProcess(to)),
+            Err(PushError::Full(over)) => Err(SendError::Full {
+                to,
+                why: over.to_string(),
+            }),
         }
     }
 
@@ -652,12 +673,18 @@ impl VmInner {
             Some(perms.build_wasi(stdin)?)
         };
         let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(ProcessShared::new(pid));
+        let budget = Arc::new(Budget::new(perms.limits.max_memory, self.budget.clone()));
+        let shared = Arc::new(ProcessShared::new(pid, budget));
+        if let Some(arg) = arg {
+            if let Err(PushError::Full(over)) = shared.mailbox.push(arg) {
+                return Err(HostError::new(
+                    err::RESOURCE_LIMIT,
+                    format!("the spawn argument does not fit the new process: {over}"),
+                ));
+            }
+        }
         if !sockets.is_empty() {
             shared.sockets.receive(sockets);
-        }
-        if let Some(arg) = arg {
-            shared.mailbox.push(arg);
         }
         let fuel = perms.limits.fuel;
         let state = ProcessState::new(
@@ -818,7 +845,16 @@ impl VmInner {
         // sets its own (a host call made with this one would panic inside
         // wasmtime).
         state.memory = None;
+        state.release_linear();
         drop(slot);
+        // The saved pages replace the linear memory in the budget.
+        let charge = match Charge::new(&shared.budget, snapshot.packed_len() as u64) {
+            Ok(charge) => charge,
+            Err(_) => {
+                let reason = ExitReason::Limit(crate::Limit::Memory);
+                return self.end(&shared, reason, true, state, done);
+            }
+        };
         tracing::trace!(
             pid = shared.pid,
             bytes = snapshot.packed_len(),
@@ -827,6 +863,7 @@ impl VmInner {
         let sleeper = Hibernated {
             state,
             snapshot,
+            charge,
             fuel,
             hibernate,
         };
@@ -850,6 +887,7 @@ impl VmInner {
         let Hibernated {
             state,
             snapshot,
+            charge,
             fuel,
             hibernate,
         } = sleeper;
@@ -880,7 +918,7 @@ impl VmInner {
             // Right away, on this task, as a process woken in a receive
             // (without holding on to the saved memory).
             Ok((func, params)) => {
-                drop((snapshot, hibernate));
+                drop((snapshot, charge, hibernate));
                 Box::pin(self.run(shared, store, func, params, slot, done)).await
             }
             Err(e) => {
@@ -956,7 +994,7 @@ impl VmInner {
             // DOWN is ever sent) or the queued DOWN (which it flushes).
             self.monitors.remove_if(&reference, |_, _| {
                 if let Some(w) = self.process(watcher) {
-                    w.mailbox.push(down_message(reference, pid, reason));
+                    w.mailbox.push_signal(down_message(reference, pid, reason));
                 }
                 true
             });
@@ -1029,7 +1067,7 @@ impl VmInner {
             }
         }
         me.mailbox
-            .push(down_message(reference, pid, &ExitReason::NoProc));
+            .push_signal(down_message(reference, pid, &ExitReason::NoProc));
         Ok(reference)
     }
 
@@ -1136,6 +1174,10 @@ impl VmInner {
         delay: std::time::Duration,
     ) -> Result<u64, HostError> {
         let reference = self.next_ref.fetch_add(1, Ordering::Relaxed);
+        // The payload is the owner's until the timer fires or is cancelled.
+        let charge = Charge::new(&owner.budget, msg.data.len() as u64 + MESSAGE_OVERHEAD).map_err(
+            |over| HostError::new(err::RESOURCE_LIMIT, format!("the timer's message: {over}")),
+        )?;
         {
             let mut sig = owner.signals();
             if !sig.alive {
@@ -1162,6 +1204,8 @@ impl VmInner {
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             if vm.timers.remove(&reference).is_some() {
+                drop(charge);
+                // Into the receiver's budget now, or dropped (as a send).
                 let _ = vm.send(msg, to);
             }
         });

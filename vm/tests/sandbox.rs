@@ -249,3 +249,28 @@ fn timers_belong_to_their_creator() {
         ],
     );
 }
+
+#[test]
+fn queued_messages_and_timers_count_against_the_processs_memory_budget() {
+    common::run_case(
+        VmConfig::new(),
+        "hostile",
+        &["memory_budget"],
+        &[
+            "sends to a process over its budget are refused",
+            "receiving gives the budget back",
+            "growing past what the queue leaves ends the process with the memory limit",
+            "timers' payloads count against their setter's budget",
+        ],
+    );
+}
+
+#[test]
+fn the_vms_memory_budget_ends_the_processes_that_grow_past_it() {
+    common::run_case(
+        VmConfig::new().max_vm_memory(256 << 20),
+        "hostile",
+        &["vm_budget"],
+        &["the VM's budget ends the processes that grow past it, and only those"],
+    );
+}

@@ -40,12 +40,17 @@ pub enum SendError {
     /// The target process does not exist (it exited, or never did). The
     /// message was dropped.
     NoProcess(Pid),
+    /// The target's mailbox is full: the message would take it past its
+    /// memory budget (its maximum memory counts its queued messages), or
+    /// the VM past its own. The message was dropped.
+    MailboxFull(Pid),
 }
 
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SendError::NoProcess(pid) => write!(f, "send failed: no such process {pid}"),
+            SendError::MailboxFull(pid) => write!(f, "send failed: the mailbox of {pid} is full"),
         }
     }
 }
@@ -89,6 +94,8 @@ pub enum RequestError {
     /// The server does not exist (it exited, or never did): the request was
     /// not delivered.
     NoProcess(Pid),
+    /// The server's mailbox is full: the request was not delivered.
+    MailboxFull(Pid),
     /// A reply arrived but does not decode as the expected type.
     Malformed {
         /// The sender of the reply.
@@ -103,6 +110,9 @@ impl fmt::Display for RequestError {
         match self {
             RequestError::Timeout => write!(f, "request timed out"),
             RequestError::NoProcess(pid) => write!(f, "request failed: no such process {pid}"),
+            RequestError::MailboxFull(pid) => {
+                write!(f, "request failed: the mailbox of {pid} is full")
+            }
             RequestError::Malformed { from, error } => {
                 write!(f, "malformed reply from {from}: {error}")
             }

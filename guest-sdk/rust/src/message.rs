@@ -115,6 +115,7 @@ pub fn send_tagged(pid: Pid, tag: u64, data: &[u8]) -> Result<(), SendError> {
     match rc {
         err::OK => Ok(()),
         err::NO_PROCESS => Err(SendError::NoProcess(pid)),
+        err::RESOURCE_LIMIT => Err(SendError::MailboxFull(pid)),
         code => unexpected("send", code),
     }
 }

@@ -135,6 +135,7 @@ impl<M: Serialize> Process<M> {
         };
         self.send(make(reply)).map_err(|e| match e {
             SendError::NoProcess(pid) => RequestError::NoProcess(pid),
+            SendError::MailboxFull(pid) => RequestError::MailboxFull(pid),
         })?;
         match receive_decoded::<R>(reply_tag, timeout) {
             Ok((_, value)) => Ok(value),

@@ -17,6 +17,10 @@ pub enum RegistryError {
     NoProcess(Pid),
     /// No process is registered under the name.
     NotFound(String),
+    /// The VM refused: a name longer than `troupe_abi::limit::NAME_LEN`, a
+    /// process with `troupe_abi::limit::NAMES` names already, or (sending
+    /// by name) a full mailbox. The VM's sentence says which.
+    Refused(String),
 }
 
 impl std::fmt::Display for RegistryError {
@@ -25,6 +29,7 @@ impl std::fmt::Display for RegistryError {
             RegistryError::AlreadyRegistered(m) => write!(f, "already registered: {m}"),
             RegistryError::NoProcess(p) => write!(f, "no such process {p}"),
             RegistryError::NotFound(name) => write!(f, "no process is registered as {name:?}"),
+            RegistryError::Refused(why) => write!(f, "refused: {why}"),
         }
     }
 }
@@ -38,6 +43,9 @@ pub fn register(name: &str, pid: Pid) -> Result<(), RegistryError> {
         err::OK => Ok(()),
         err::ALREADY_REGISTERED => Err(RegistryError::AlreadyRegistered(last_error_message())),
         err::NO_PROCESS => Err(RegistryError::NoProcess(pid)),
+        err::RESOURCE_LIMIT | err::INVALID_ARGUMENT => {
+            Err(RegistryError::Refused(last_error_message()))
+        }
         code => unexpected("register", code),
     }
 }
@@ -46,7 +54,8 @@ pub fn register(name: &str, pid: Pid) -> Result<(), RegistryError> {
 pub fn unregister(name: &str) -> Result<(), RegistryError> {
     match unsafe { sys::unregister(sys::ptr(name.as_ptr()), sys::len(name.len())) } {
         err::OK => Ok(()),
-        err::NOT_FOUND => Err(RegistryError::NotFound(name.to_owned())),
+        // A name too long to be registered is not registered.
+        err::NOT_FOUND | err::INVALID_ARGUMENT => Err(RegistryError::NotFound(name.to_owned())),
         code => unexpected("unregister", code),
     }
 }
@@ -63,7 +72,7 @@ pub fn whereis(name: &str) -> Option<Pid> {
     };
     match rc {
         err::OK => Some(Pid(pid)),
-        err::NOT_FOUND => None,
+        err::NOT_FOUND | err::INVALID_ARGUMENT => None,
         code => unexpected("whereis", code),
     }
 }
@@ -83,6 +92,9 @@ pub fn send_named<M: Serialize>(name: &str, msg: &M) -> Result<(), RegistryError
     match rc {
         err::OK => Ok(()),
         err::NOT_FOUND | err::NO_PROCESS => Err(RegistryError::NotFound(name.to_owned())),
+        err::RESOURCE_LIMIT | err::INVALID_ARGUMENT => {
+            Err(RegistryError::Refused(last_error_message()))
+        }
         code => unexpected("registry send", code),
     }
 }

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use troupe::{
-    cancel_timer, hibernate, kill, monitor, receive_down_from, register, self_pid, send_after,
-    spawn, unregister, whereis, Mailbox, Process, Reply, TimerRef,
+    cancel_timer, hibernate, kill, monitor, receive_down_from, receive_tagged, register, self_pid,
+    send_after, send_tagged, spawn, unregister, whereis, ExitReason, Limit, Mailbox, Process,
+    Reply, SendError, TimerRef,
 };
 use troupe_test_guests::check;
 
@@ -140,6 +141,109 @@ fn timers() {
     );
 }
 
+const MIB: usize = 1 << 20;
+
+/// Sends 16 MiB messages to itself (64 MiB budget) until refused.
+fn flood_self() -> usize {
+    let me = self_pid();
+    let block = vec![7u8; 16 * MIB];
+    let mut queued = 0;
+    for _ in 0..64 {
+        match send_tagged(me, 5, &block) {
+            Ok(()) => queued += 1,
+            Err(SendError::MailboxFull(_)) => break,
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    queued
+}
+
+/// Queues messages to itself, then grows its heap past what is left.
+fn queue_then_grow(_: (), _: Mailbox<()>) {
+    let queued = flood_self();
+    assert!(queued >= 1);
+    let more = vec![1u8; 40 * MIB];
+    std::hint::black_box(&more);
+}
+
+/// Sets timers with large payloads until its budget is used up.
+fn timer_flood(_: (), _: Mailbox<u32>) {
+    let me = troupe::this_process::<Vec<u8>>();
+    let block = vec![3u8; 8 * MIB];
+    for _ in 0..64 {
+        send_after(&me, &block, Duration::from_secs(3600));
+    }
+}
+
+/// Messages a process holds count against its memory budget (64 MiB).
+fn memory_budget() {
+    // Self-flood: refused with a full mailbox, long before 64 x 16 MiB.
+    let queued = flood_self();
+    println!("queued to itself: {queued} x 16 MiB");
+    check(
+        (1..4).contains(&queued),
+        "sends to a process over its budget are refused",
+    );
+    let mut drained = 0;
+    while receive_tagged(&[5], Some(Duration::ZERO)).is_ok() {
+        drained += 1;
+    }
+    check(
+        drained == queued && send_tagged(self_pid(), 5, &[0; 1024]).is_ok(),
+        "receiving gives the budget back",
+    );
+    let _ = receive_tagged(&[5], Some(Duration::ZERO));
+    // Queued messages and linear memory share one budget.
+    let grower = spawn((), queue_then_grow).expect("spawn");
+    let down = monitor(grower.pid());
+    let reason = receive_down_from(down, Some(WAIT));
+    println!("grower: {reason:?}");
+    check(
+        reason == Ok(ExitReason::Limit(Limit::Memory)),
+        "growing past what the queue leaves ends the process with the memory limit",
+    );
+    // Timers' payloads are the setter's.
+    let setter = spawn((), timer_flood).expect("spawn");
+    let down = monitor(setter.pid());
+    let reason = receive_down_from(down, Some(WAIT));
+    println!("timer setter: {reason:?}");
+    check(
+        matches!(&reason, Ok(ExitReason::Trap(t)) if t.contains("memory budget")),
+        "timers' payloads count against their setter's budget",
+    );
+}
+
+/// Run with a VM budget of 256 MiB: eight processes each grow by 48 MiB.
+/// Some are refused (they end with the memory limit), the VM and the rest
+/// go on.
+fn vm_budget() {
+    fn grow(_: (), mailbox: Mailbox<()>) {
+        let block = vec![9u8; 48 * MIB];
+        std::hint::black_box(&block);
+        mailbox.receive();
+    }
+    let mut children = Vec::new();
+    for _ in 0..8 {
+        let child = spawn((), grow).expect("spawn");
+        children.push((child, monitor(child.pid())));
+    }
+    troupe::sleep(Duration::from_millis(500));
+    let mut limited = 0;
+    for (child, down) in &children {
+        let _ = child.send(());
+        match receive_down_from(*down, Some(WAIT)) {
+            Ok(ExitReason::Limit(Limit::Memory)) => limited += 1,
+            Ok(ExitReason::Normal) => {}
+            other => println!("unexpected end: {other:?}"),
+        }
+    }
+    println!("ended at the VM's budget: {limited} of 8");
+    check(
+        (1..8).contains(&limited),
+        "the VM's budget ends the processes that grow past it, and only those",
+    );
+}
+
 #[link(wasm_import_module = "wasi_snapshot_preview1")]
 extern "C" {
     fn path_symlink(old: *const u8, old_len: usize, fd: u32, new: *const u8, new_len: usize)
@@ -160,6 +264,8 @@ fn main() {
         "registry_race" => registry_race(),
         "wake_full_pool" => wake_full_pool(),
         "timers" => timers(),
+        "memory_budget" => memory_budget(),
+        "vm_budget" => vm_budget(),
         other => panic!("unknown case {other:?}"),
     }
     println!("done");
