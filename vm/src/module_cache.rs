@@ -1,5 +1,10 @@
 //! Modules compiled once, cached by the SHA-256 of their bytes, and
 //! pre-linked (`InstancePre`) so that a spawn only instantiates.
+//!
+//! The cache is bounded: besides the modules that processes run, it keeps
+//! at most [`MAX_IDLE_MODULES`] others, of at most [`MAX_IDLE_BYTES`] bytes
+//! together, and forgets the oldest first (their handles then give
+//! `NO_SUCH_MODULE`; loading the bytes again gives a new handle).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,10 +17,19 @@ use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, ValType};
 use crate::hibernate::Layout;
 use crate::process::ProcessState;
 
+/// Modules no process runs that the cache keeps at most.
+pub const MAX_IDLE_MODULES: usize = 32;
+/// Bytes (of Wasm) of the modules no process runs that the cache keeps at
+/// most.
+pub const MAX_IDLE_BYTES: usize = 64 << 20;
+
 /// A compiled, pre-linked module.
 pub struct LoadedModule {
     /// The VM-wide handle guests use (never 0, which means "own module").
     pub id: u64,
+    /// The SHA-256 of its bytes, and their length.
+    hash: [u8; 32],
+    size: usize,
     pub module: Module,
     pub pre: InstancePre<ProcessState>,
     /// Whether its processes can hibernate, and its memory's initial image.
@@ -122,13 +136,40 @@ impl ModuleCache {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let loaded = Arc::new(LoadedModule {
             id,
+            hash,
+            size: bytes.len(),
             module,
             pre,
             layout,
         });
         by_hash.insert(hash, loaded.clone());
         self.by_id.insert(id, loaded.clone());
+        self.evict_idle(&mut by_hash);
         Ok(loaded)
+    }
+
+    /// Forgets the oldest modules nobody holds (no process runs them, no
+    /// load is returning them) while there are more of them than the
+    /// limits allow.
+    fn evict_idle(&self, by_hash: &mut HashMap<[u8; 32], Arc<LoadedModule>>) {
+        // Held by the two maps only.
+        let mut idle: Vec<(u64, [u8; 32], usize)> = by_hash
+            .values()
+            .filter(|m| Arc::strong_count(m) == 2)
+            .map(|m| (m.id, m.hash, m.size))
+            .collect();
+        idle.sort_unstable();
+        let mut bytes: usize = idle.iter().map(|(_, _, size)| size).sum();
+        let mut count = idle.len();
+        for (id, hash, size) in idle {
+            if count <= MAX_IDLE_MODULES && bytes <= MAX_IDLE_BYTES {
+                break;
+            }
+            by_hash.remove(&hash);
+            self.by_id.remove(&id);
+            count -= 1;
+            bytes -= size;
+        }
     }
 
     /// The cached module with these bytes, if it is loaded.

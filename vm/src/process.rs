@@ -570,7 +570,12 @@ impl ProcessCtx for ProcessState {
             self.vm.modules.get(request.module).ok_or_else(|| {
                 HostError::new(
                     err::NO_SUCH_MODULE,
-                    format!("no module has handle {}", request.module),
+                    format!(
+                        "no module has handle {} (never loaded, or unloaded: the VM keeps at \
+                         most {} modules that no process runs; load it again)",
+                        request.module,
+                        crate::module_cache::MAX_IDLE_MODULES
+                    ),
                 )
             })?
         };

@@ -274,3 +274,63 @@ fn the_vms_memory_budget_ends_the_processes_that_grow_past_it() {
         &["the VM's budget ends the processes that grow past it, and only those"],
     );
 }
+
+#[test]
+fn the_module_cache_forgets_modules_no_process_runs_and_keeps_those_in_use() {
+    // One module, in variants that differ in one data byte: the root loads
+    // variant 0 and variant 1, runs variant 1 (it sleeps), then loads 40
+    // more. Variant 0, which nothing runs, is forgotten (spawning it gives
+    // NO_SUCH_MODULE, 6); variant 1 is kept (0). Exit code: 10 * first +
+    // second.
+    let template = wat::parse_str(
+        r#"(module
+          (import "troupe_timer" "sleep" (func $s (param i64)))
+          (memory (export "memory") 1)
+          (data (i32.const 0) "\00")
+          (func (export "_start") (call $s (i64.const 2000000000))))"#,
+    )
+    .unwrap();
+    // The data segment's byte is the last 0 before the name section, if
+    // any; find it as the byte after the segment's header `41 00 0b 01`.
+    let at = template
+        .windows(4)
+        .position(|w| w == [0x41, 0x00, 0x0b, 0x01])
+        .expect("the data segment")
+        + 4;
+    let bytes: String = template.iter().map(|b| format!("\\{b:02x}")).collect();
+    let wat = format!(
+        r#"(module
+      (import "troupe_process" "module_load" (func $load (param i32 i32 i32) (result i32)))
+      (import "troupe_process" "spawn"
+        (func $spawn (param i64 i64 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "_start")
+      (data (i32.const 4096) "{bytes}")
+      (func $variant (param $n i32) (result i64)
+        (i32.store8 (i32.const {byte}) (local.get $n))
+        (if (call $load (i32.const 4096) (i32.const {len}) (i32.const 64))
+          (then (call $exit (i32.const 99))))
+        (i64.load (i32.const 64)))
+      (func $run (param $m i64) (result i32)
+        (call $spawn (local.get $m) (i64.const 0) (i32.const 16) (i32.const 6)
+          (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 72)))
+      (func (export "_start")
+        (local $first i64) (local $second i64) (local $i i32)
+        (local.set $first (call $variant (i32.const 0)))
+        (local.set $second (call $variant (i32.const 1)))
+        (if (call $run (local.get $second)) (then (call $exit (i32.const 98))))
+        (local.set $i (i32.const 2))
+        (loop $l
+          (drop (call $variant (local.get $i)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 42))))
+        (call $exit (i32.add
+          (i32.mul (call $run (local.get $first)) (i32.const 10))
+          (call $run (local.get $second))))))"#,
+        byte = 4096 + at,
+        len = template.len()
+    );
+    let (code, _, stderr) = troupe_wat(&[], &wat);
+    assert_eq!(code, Some(60), "{stderr}");
+}
