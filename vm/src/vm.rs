@@ -16,7 +16,7 @@ use wasmtime::{
     PoolingAllocationConfig, Store, UpdateDeadline, Val, ValType,
 };
 
-use crate::budget::{Budget, Charge, VmBudget, MESSAGE_OVERHEAD};
+use crate::budget::{Budget, Charge, VmBudget};
 use crate::config::{RootOptions, VmConfig};
 use crate::hibernate::Snapshot;
 use crate::limits;
@@ -391,6 +391,14 @@ pub fn engine_config(config: &VmConfig) -> Config {
     // stay resident in its slot after it exits, until the slot is reused.
     pool.linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
         .table_keep_resident(KEEP_RESIDENT_TABLE);
+    // A freed slot is used again before a fresh one is: otherwise (with
+    // wasmtime's default of 100) fresh slots come first, a VM cycles
+    // through its whole pool, and every slot a process once used keeps its
+    // resident pages (a fiber stack used deeply keeps up to 1 MiB): RSS
+    // grew without bound with the number of processes run, up to the
+    // pool's size times that. So the slots holding pages are as many as
+    // the most processes alive at once (vm/tests/chaos.rs).
+    pool.max_unused_warm_slots(0);
     let mut wasm = Config::new();
     wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .epoch_interruption(true)
@@ -541,6 +549,11 @@ fn over_limit(what: &str, cap: u32) -> HostError {
         format!("this process already holds {cap} {what}, the most one process may hold"),
     )
 }
+
+/// What a pending timer costs its owner besides its payload: its task, its
+/// entry in the timer wheel and in the VM's table (measured: a million
+/// pending timers hold about 500 MB).
+const TIMER_OVERHEAD: u64 = 512;
 
 /// The largest module a guest may load (`module_load`). Go modules are
 /// 2-10 MiB; compiling takes about 150 MiB of memory per MiB of code.
@@ -1175,9 +1188,10 @@ impl VmInner {
     ) -> Result<u64, HostError> {
         let reference = self.next_ref.fetch_add(1, Ordering::Relaxed);
         // The payload is the owner's until the timer fires or is cancelled.
-        let charge = Charge::new(&owner.budget, msg.data.len() as u64 + MESSAGE_OVERHEAD).map_err(
-            |over| HostError::new(err::RESOURCE_LIMIT, format!("the timer's message: {over}")),
-        )?;
+        let charge =
+            Charge::new(&owner.budget, msg.data.len() as u64 + TIMER_OVERHEAD).map_err(|over| {
+                HostError::new(err::RESOURCE_LIMIT, format!("the timer's message: {over}"))
+            })?;
         {
             let mut sig = owner.signals();
             if !sig.alive {
