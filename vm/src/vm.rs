@@ -391,13 +391,13 @@ pub fn engine_config(config: &VmConfig) -> Config {
     // stay resident in its slot after it exits, until the slot is reused.
     pool.linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
         .table_keep_resident(KEEP_RESIDENT_TABLE);
-    // A freed slot is used again before a fresh one is: otherwise (with
-    // wasmtime's default of 100) fresh slots come first, a VM cycles
-    // through its whole pool, and every slot a process once used keeps its
-    // resident pages (a fiber stack used deeply keeps up to 1 MiB): RSS
-    // grew without bound with the number of processes run, up to the
-    // pool's size times that. So the slots holding pages are as many as
-    // the most processes alive at once (vm/tests/chaos.rs).
+    // A freed slot is used again before a fresh one is, also one another
+    // module used: with wasmtime's default (100), a VM running several
+    // modules takes fresh slots first and, since every slot a process used
+    // keeps its resident pages (see above), its RSS climbs towards the
+    // pool's size times those pages. So the slots holding pages are about
+    // as many as the most processes alive at once. (The stack pool already
+    // works this way; vm/tests/chaos.rs shows the plateau.)
     pool.max_unused_warm_slots(0);
     let mut wasm = Config::new();
     wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
