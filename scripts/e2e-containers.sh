@@ -77,11 +77,14 @@ CC_x86_64_unknown_linux_musl=gcc CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_REL
   die "cargo build (static troupe) failed"
 (cd examples && cargo build --release --locked --target wasm32-wasip1) ||
   die "building the example guests failed"
+# The hostile test guest, for the shim under faults.
+(cd vm/tests/guests && cargo build --release --target wasm32-wasip1 --bin hostile) ||
+  die "building the hostile test guest failed"
 echo "builds took $(( $(date +%s) - t_build )) s"
 SHIM_BIN="$CARGO_TARGET_DIR/release/containerd-shim-troupe-v1"
 STATIC_TROUPE="$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/troupe"
 for f in "$SHIM_BIN" "$TROUPE" "$STATIC_TROUPE" "$GUESTS/hello.wasm" "$GUESTS/workers.wasm" \
-         "$GUESTS/crash.wasm" "$GUESTS/heartbeat.wasm"; do
+         "$GUESTS/crash.wasm" "$GUESTS/heartbeat.wasm" "$GUESTS/hostile.wasm"; do
   [ -f "$f" ] || die "missing $f"
 done
 
@@ -230,7 +233,8 @@ check "the tarball is an OCI layout (oci-layout, index.json, blobs)" \
 "$TROUPE" image -o "$T/images/heartbeat.tar" "$GUESTS/heartbeat.wasm" 3 200 >/dev/null
 "$TROUPE" image -o "$T/images/actors.tar" --name actors:e2e --file "$GUESTS/crash.wasm" \
   "$GUESTS/workers.wasm" 4 200000 20 >/dev/null
-for img in hello heartbeat actors; do
+"$TROUPE" image -o "$T/images/faults.tar" --name faults:e2e "$GUESTS/hostile.wasm" >/dev/null
+for img in hello heartbeat actors faults; do
   check "ctr images import accepts $img.tar" \
     bash -c "ctr --address '$SOCK' -n '$NS' images import --all-platforms '$T/images/$img.tar' >/dev/null"
 done
@@ -275,6 +279,37 @@ check "no shim, state or cgroup left after t-crash" leftovers t-crash
 run_task t-bad "$T/out/bad.txt" docker.io/library/hello:e2e t-bad /srv/data/a.txt
 check "a non-Wasm entrypoint fails cleanly (non-zero, no hang)" test "$RC" != 0 -a "$RC" != 124
 check "no shim, state or cgroup left after t-bad" leftovers t-bad
+
+# The shim under faults: a guest that aborts, floods its memory or loops is
+# contained: a clear exit code, and no shim, state or cgroup left.
+run_task t-abort "$T/out/abort.txt" docker.io/library/faults:e2e t-abort /app/hostile.wasm abort
+check "a guest that aborts: exit 134, the trap printed" \
+  bash -c "test '$RC' = 134 && grep -q 'aborting on purpose' '$T/out/abort.txt'"
+check "no shim, state or cgroup left after t-abort" leftovers t-abort
+run_task t-bomb "$T/out/bomb.txt" --env TROUPE_MAX_MEMORY=16M docker.io/library/faults:e2e t-bomb \
+  /app/hostile.wasm memory_bomb
+check "a guest that floods its memory ends at its limit: exit 134, the limit named" \
+  bash -c "test '$RC' = 134 && grep -q 'memory limit exceeded' '$T/out/bomb.txt'"
+check "no shim, state or cgroup left after t-bomb" leftovers t-bomb
+spin_test() {
+  local out="$T/out/t-spin.txt" pid rc
+  ctr --address "$SOCK" --namespace "$NS" run --rm --runtime io.containerd.troupe.v1 \
+    --platform wasi/wasm docker.io/library/faults:e2e t-spin /app/hostile.wasm spin \
+    >"$out" 2>&1 </dev/null &
+  pid=$!
+  for _ in $(seq 100); do grep -q spinning "$out" && break; sleep 0.1; done
+  ctr_ tasks kill -s SIGTERM t-spin
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    note "t-spin: still running 15 s after SIGTERM"
+    ctr_ tasks kill -s SIGKILL t-spin
+  fi
+  wait "$pid"; rc=$?
+  note "t-spin: exit code $rc"
+  grep -q spinning "$out" && [ "$rc" = 143 ]
+}
+check "a guest in an endless loop is stopped by SIGTERM: exit 143" spin_test
+check "no shim, state or cgroup left after t-spin" leftovers t-spin
 
 # A long-running app, stopped by a signal: `ctr task kill` sends SIGTERM.
 # signal_test ID SIGNAL EXPECTED_CODE

@@ -112,13 +112,31 @@ impl ModuleCache {
         bytes: &[u8],
         allow_text: bool,
     ) -> Result<Arc<LoadedModule>, LoadError> {
+        Self::check_magic(bytes, allow_text)?;
+        self.load_hashed(engine, linker, bytes, Self::hash(bytes))
+    }
+
+    /// Whether `bytes` can be a module at all: Wasm's magic bytes (or, with
+    /// `allow_text`, the text format's opening parenthesis).
+    pub fn check_magic(bytes: &[u8], allow_text: bool) -> Result<(), LoadError> {
         let text = allow_text && bytes.trim_ascii_start().starts_with(b"(");
         if !(bytes.starts_with(b"\0asm") || text) {
             return Err(LoadError::Invalid(
                 "it does not start with the WebAssembly magic bytes \\0asm".into(),
             ));
         }
-        let hash: [u8; 32] = Sha256::digest(bytes).into();
+        Ok(())
+    }
+
+    /// [`ModuleCache::load`] of bytes whose SHA-256 is `hash`, once
+    /// [`ModuleCache::check_magic`] passed.
+    pub fn load_hashed(
+        &self,
+        engine: &Engine,
+        linker: &Linker<ProcessState>,
+        bytes: &[u8],
+        hash: [u8; 32],
+    ) -> Result<Arc<LoadedModule>, LoadError> {
         if let Some(m) = self.lock().get(&hash) {
             return Ok(m.clone());
         }
@@ -172,10 +190,14 @@ impl ModuleCache {
         }
     }
 
-    /// The cached module with these bytes, if it is loaded.
-    pub fn cached(&self, bytes: &[u8]) -> Option<Arc<LoadedModule>> {
-        let hash: [u8; 32] = Sha256::digest(bytes).into();
-        self.lock().get(&hash).cloned()
+    /// The SHA-256 of `bytes`, the cache's key.
+    pub fn hash(bytes: &[u8]) -> [u8; 32] {
+        Sha256::digest(bytes).into()
+    }
+
+    /// The cached module whose bytes hash to `hash`, if it is loaded.
+    pub fn cached(&self, hash: &[u8; 32]) -> Option<Arc<LoadedModule>> {
+        self.lock().get(hash).cloned()
     }
 
     /// A module by handle.

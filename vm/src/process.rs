@@ -397,6 +397,8 @@ pub struct ProcessState {
     /// Bytes of linear memory charged to the budget (given back when the
     /// instance goes: at the end, or when it hibernates).
     linear: u64,
+    /// The last growth charged, given back if wasmtime then fails it.
+    growing: u64,
     held: Option<Message>,
     attachments: Vec<u64>,
     last_error: String,
@@ -429,6 +431,7 @@ impl ProcessState {
             perms,
             memory: None,
             linear: 0,
+            growing: 0,
             held: None,
             attachments: Vec::new(),
             last_error: String::new(),
@@ -706,6 +709,7 @@ impl ResourceLimiter for ProcessState {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        self.growing = 0;
         if desired as u64 > self.perms.limits.max_memory {
             return Err(wasmtime::Error::new(LimitExceeded(Limit::Memory)));
         }
@@ -716,7 +720,16 @@ impl ResourceLimiter for ProcessState {
             return Err(wasmtime::Error::new(LimitExceeded(Limit::Memory)));
         }
         self.linear += more;
+        self.growing = more;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        // Allowed here, refused by the pool or the kernel: not held after all.
+        let failed = std::mem::take(&mut self.growing);
+        self.linear -= failed;
+        self.shared.budget.release(failed);
+        Ok(())
     }
 
     fn table_growing(

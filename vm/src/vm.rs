@@ -633,15 +633,20 @@ impl VmInner {
                 ),
             ));
         }
-        if let Some(m) = self.modules.cached(&bytes) {
+        let hash = ModuleCache::hash(&bytes);
+        if let Some(m) = self.modules.cached(&hash) {
             return Ok(m);
         }
+        let invalid = |e: LoadError| HostError::new(err::INVALID_MODULE, format!("the module {e}"));
+        ModuleCache::check_magic(&bytes, false).map_err(invalid)?;
         let _turn = self.compiling.acquire().await;
         let vm = self.clone();
-        tokio::task::spawn_blocking(move || vm.load_module(&bytes, false))
-            .await
-            .map_err(|e| HostError::new(err::INVALID_MODULE, format!("the compiler failed: {e}")))?
-            .map_err(|e| HostError::new(err::INVALID_MODULE, format!("the module {e}")))
+        tokio::task::spawn_blocking(move || {
+            vm.modules.load_hashed(&vm.engine, &vm.linker, &bytes, hash)
+        })
+        .await
+        .map_err(|e| HostError::new(err::INVALID_MODULE, format!("the compiler failed: {e}")))?
+        .map_err(invalid)
     }
 
     /// Queues `msg` in `to`'s mailbox.

@@ -81,8 +81,9 @@ impl<M: Serialize> Process<M> {
     /// blocks and is not acknowledged: `Ok` means the message was queued,
     /// not that it will be handled (the process may die first).
     ///
-    /// The only error is [`SendError::NoProcess`]: the target does not exist
-    /// any more.
+    /// Errors: [`SendError::NoProcess`] (the target does not exist any
+    /// more) and [`SendError::MailboxFull`] (the message would take the
+    /// target past its memory budget, which counts its queued messages).
     pub fn send(&self, msg: M) -> Result<(), SendError> {
         send_value(self.pid, tag::DATA, &msg)
     }

@@ -266,6 +266,21 @@ fn main() {
         "timers" => timers(),
         "memory_budget" => memory_budget(),
         "vm_budget" => vm_budget(),
+        // For the container tests: a root that does the harm itself.
+        "abort" => panic!("hostile: aborting on purpose"),
+        "memory_bomb" => {
+            let mut hoard = Vec::new();
+            loop {
+                hoard.push(vec![1u8; MIB]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "spin" => {
+            println!("spinning");
+            loop {
+                std::hint::black_box(0);
+            }
+        }
         other => panic!("unknown case {other:?}"),
     }
     println!("done");
