@@ -335,7 +335,12 @@ impl Perms {
                     )
                 })?;
         }
-        Ok(b.build_p1())
+        let mut ctx = b.build_p1();
+        // Each open file or directory holds a host descriptor: bounded.
+        wasmtime_wasi::WasiView::ctx(&mut ctx)
+            .table
+            .set_max_capacity(troupe_abi::limit::WASI_HANDLES as usize);
+        Ok(ctx)
     }
 }
 

@@ -334,3 +334,23 @@ fn the_module_cache_forgets_modules_no_process_runs_and_keeps_those_in_use() {
     let (code, _, stderr) = troupe_wat(&[], &wat);
     assert_eq!(code, Some(60), "{stderr}");
 }
+
+#[test]
+fn a_process_that_opens_files_without_end_is_stopped_at_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.txt"), "x").unwrap();
+    let r = common::run_with_dirs(
+        VmConfig::new(),
+        "hostile",
+        &["open_files"],
+        &[(dir.path(), "/data")],
+    );
+    let context = context(&r);
+    assert_eq!(r.reason, ExitReason::Normal, "{context}");
+    for line in [
+        "a process opening files without end is stopped at its limit",
+        "the others still open files",
+    ] {
+        assert!(r.stdout.contains(&format!("ok: {line}\n")), "{context}");
+    }
+}

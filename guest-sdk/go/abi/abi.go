@@ -190,6 +190,9 @@ const (
 	LimitReceiveTags uint32 = 1024
 	// LimitSockets is the most sockets a process may hold and still open more.
 	LimitSockets uint32 = 1024
+	// LimitWasiHandles is the most WASI handles (files, directories,
+	// streams) of one process.
+	LimitWasiHandles uint32 = 1024
 	// LimitReasonLen is the most bytes of an exit reason's text or data.
 	LimitReasonLen uint32 = 4096
 )

@@ -86,6 +86,7 @@ var goValues = map[string]any{
 	"LimitConfigs":         LimitConfigs,
 	"LimitReceiveTags":     LimitReceiveTags,
 	"LimitSockets":         LimitSockets,
+	"LimitWasiHandles":     LimitWasiHandles,
 	"LimitReasonLen":       LimitReasonLen,
 	"InfoTag":              InfoTag,
 	"InfoSender":           InfoSender,

@@ -213,6 +213,10 @@ pub mod limit {
     /// Sockets a process may open (listen, accept, connect, bind) while it
     /// holds this many; sockets moved to it in messages still arrive.
     pub const SOCKETS: u32 = 1024;
+    /// WASI handles (open files and directories, streams) of one process:
+    /// an open past it fails, so that no process takes the VM's file
+    /// descriptors.
+    pub const WASI_HANDLES: u32 = 1024;
     /// Bytes of an encoded exit reason (`exit`, `send_exit`: longer ones
     /// are refused), of a trap's message (cut), and of the text
     /// `error_message` gives (cut).

@@ -244,6 +244,46 @@ fn vm_budget() {
     );
 }
 
+/// Opens files and keeps them open until it cannot open another, telling
+/// `report` how many it holds every 100.
+fn hoard_files(report: Process<u32>, _: Mailbox<()>) {
+    let mut held = Vec::new();
+    loop {
+        match std::fs::File::open("/data/f.txt") {
+            Ok(f) => held.push(f),
+            Err(e) => {
+                println!("open failed after {}: {e}", held.len());
+                return;
+            }
+        }
+        if held.len() % 100 == 0 {
+            let _ = report.send(held.len() as u32);
+        }
+    }
+}
+
+/// Run with a preopen `/data` holding `f.txt`: a process that opens files
+/// without end is stopped at its limit, and the others still open files.
+fn open_files() {
+    let inbox = Mailbox::<u32>::this();
+    let hoarder = spawn(inbox.process(), hoard_files).expect("spawn");
+    let down = monitor(hoarder.pid());
+    let reason = receive_down_from(down, Some(WAIT));
+    let mut most = 0;
+    while let Ok(n) = inbox.receive_timeout(Duration::ZERO) {
+        most = most.max(n);
+    }
+    println!("hoarder: held {most}+ files, ended: {reason:?}");
+    check(
+        reason.is_ok() && (500..=1024).contains(&most),
+        "a process opening files without end is stopped at its limit",
+    );
+    check(
+        std::fs::read_to_string("/data/f.txt").is_ok(),
+        "the others still open files",
+    );
+}
+
 #[link(wasm_import_module = "wasi_snapshot_preview1")]
 extern "C" {
     fn path_symlink(old: *const u8, old_len: usize, fd: u32, new: *const u8, new_len: usize)
@@ -266,6 +306,7 @@ fn main() {
         "timers" => timers(),
         "memory_budget" => memory_budget(),
         "vm_budget" => vm_budget(),
+        "open_files" => open_files(),
         // For the container tests: a root that does the harm itself.
         "abort" => panic!("hostile: aborting on purpose"),
         "memory_bomb" => {
