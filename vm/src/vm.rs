@@ -615,8 +615,8 @@ impl VmInner {
             .load(&self.engine, &self.linker, bytes, allow_text)
     }
 
-    /// Loads a module for a guest (`module_load`): compiled on a blocking
-    /// thread, one compile at a time, so that neither a scheduler thread
+    /// Loads a module for a guest (`module_load`): hashed and compiled on
+    /// blocking threads, one compile at a time, so that neither a scheduler thread
     /// nor the machine's memory is taken by guests' compiles; at most
     /// [`MAX_MODULE_BYTES`].
     pub(crate) async fn load_module_off_thread(
@@ -633,7 +633,14 @@ impl VmInner {
                 ),
             ));
         }
-        let hash = ModuleCache::hash(&bytes);
+        // Hashing 32 MiB takes tens of milliseconds: not on a scheduler
+        // thread either.
+        let (bytes, hash) = tokio::task::spawn_blocking(move || {
+            let hash = ModuleCache::hash(&bytes);
+            (bytes, hash)
+        })
+        .await
+        .map_err(|e| HostError::new(err::INVALID_MODULE, format!("hashing failed: {e}")))?;
         if let Some(m) = self.modules.cached(&hash) {
             return Ok(m);
         }
