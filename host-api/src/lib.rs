@@ -20,7 +20,7 @@ use std::time::Duration;
 
 pub use troupe_abi as abi;
 
-pub mod memory;
+pub mod call;
 pub mod message;
 pub mod net;
 pub mod process;

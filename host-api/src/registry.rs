@@ -3,7 +3,7 @@
 use troupe_abi::{err, module::REGISTRY};
 use wasmtime::{Caller, Linker};
 
-use crate::memory::{memory_of, read_str, slice, write_u64};
+use crate::call::{call, Fault, Guest};
 use crate::{HostError, ProcessCtx};
 
 /// Registers `troupe_registry` into `linker`.
@@ -15,32 +15,23 @@ pub fn register<T: ProcessCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// Reads the name argument; `Err(code)` (already recorded) if not UTF-8.
-fn name<T: ProcessCtx>(
-    caller: &mut Caller<'_, T>,
-    func: &str,
-    ptr: i32,
-    len: i32,
-) -> wasmtime::Result<Result<String, i32>> {
-    let memory = memory_of(caller, func)?;
+/// Reads the name argument (at most [`troupe_abi::limit::NAME_LEN`] bytes
+/// of UTF-8).
+fn name<T: ProcessCtx>(g: &mut Guest<'_, '_, T>, ptr: i32, len: i32) -> Result<String, Fault> {
     let limit = troupe_abi::limit::NAME_LEN;
     if len as u32 > limit {
         // Checked before the name is copied; the pointer is checked too.
-        slice(&memory, caller, func, "name", ptr, len)?;
-        return Ok(Err(caller.data_mut().record_error(HostError::new(
+        g.check("name", ptr, len)?;
+        return Err(HostError::new(
             err::INVALID_ARGUMENT,
             format!(
                 "a name is at most {limit} bytes; this one is {}",
                 len as u32
             ),
-        ))));
+        )
+        .into());
     }
-    Ok(match read_str(&memory, caller, func, "name", ptr, len)? {
-        Ok(name) => Ok(name),
-        Err(e) => Err(caller
-            .data_mut()
-            .record_error(HostError::new(err::INVALID_ARGUMENT, e))),
-    })
+    g.read_str("name", ptr, len)
 }
 
 fn not_found(name: &str) -> HostError {
@@ -56,14 +47,10 @@ fn register_name<T: ProcessCtx>(
     len: i32,
     pid: i64,
 ) -> wasmtime::Result<i32> {
-    let name = match name(&mut caller, "troupe_registry::register", ptr, len)? {
-        Ok(n) => n,
-        Err(code) => return Ok(code),
-    };
-    let state = caller.data_mut();
-    Ok(match state.register(name, pid as u64) {
-        Ok(()) => err::OK,
-        Err(e) => state.record_error(e),
+    call(&mut caller, "troupe_registry::register", |g| {
+        let name = name(g, ptr, len)?;
+        g.ctx_mut().register(name, pid as u64)?;
+        Ok(err::OK)
     })
 }
 
@@ -72,14 +59,10 @@ fn unregister<T: ProcessCtx>(
     ptr: i32,
     len: i32,
 ) -> wasmtime::Result<i32> {
-    let name = match name(&mut caller, "troupe_registry::unregister", ptr, len)? {
-        Ok(n) => n,
-        Err(code) => return Ok(code),
-    };
-    let state = caller.data_mut();
-    Ok(match state.unregister(&name) {
-        Ok(()) => err::OK,
-        Err(e) => state.record_error(e),
+    call(&mut caller, "troupe_registry::unregister", |g| {
+        let name = name(g, ptr, len)?;
+        g.ctx_mut().unregister(&name)?;
+        Ok(err::OK)
     })
 }
 
@@ -89,20 +72,13 @@ fn whereis<T: ProcessCtx>(
     len: i32,
     out_pid: i32,
 ) -> wasmtime::Result<i32> {
-    const F: &str = "troupe_registry::whereis";
-    let memory = memory_of(&mut caller, F)?;
-    slice(&memory, &caller, F, "out_pid", out_pid, 8)?;
-    let name = match name(&mut caller, F, ptr, len)? {
-        Ok(n) => n,
-        Err(code) => return Ok(code),
-    };
-    match caller.data().whereis(&name) {
-        Some(pid) => {
-            write_u64(&memory, &mut caller, F, "out_pid", out_pid, pid)?;
-            Ok(err::OK)
-        }
-        None => Ok(caller.data_mut().record_error(not_found(&name))),
-    }
+    call(&mut caller, "troupe_registry::whereis", |g| {
+        g.check("out_pid", out_pid, 8)?;
+        let name = name(g, ptr, len)?;
+        let pid = g.ctx().whereis(&name).ok_or_else(|| not_found(&name))?;
+        g.write_u64("out_pid", out_pid, pid)?;
+        Ok(err::OK)
+    })
 }
 
 fn send<T: ProcessCtx>(
@@ -113,26 +89,20 @@ fn send<T: ProcessCtx>(
     data_ptr: i32,
     data_len: i32,
 ) -> wasmtime::Result<i32> {
-    const F: &str = "troupe_registry::send";
-    let memory = memory_of(&mut caller, F)?;
-    let data = slice(&memory, &caller, F, "data", data_ptr, data_len)?.to_vec();
-    let name = match name(&mut caller, F, name_ptr, name_len)? {
-        Ok(n) => n,
-        Err(code) => return Ok(code),
-    };
-    let Some(pid) = caller.data().whereis(&name) else {
-        // Sockets attached to a message that is not sent are closed.
-        drop(crate::net::take_attached(caller.data_mut()));
-        return Ok(caller.data_mut().record_error(not_found(&name)));
-    };
-    crate::net::move_attached(caller.data_mut(), pid);
-    Ok(match caller.data().send(pid, tag as u64, data) {
-        Ok(()) => err::OK,
-        Err(e) => {
-            let e = e.to_host_error(&format!(
+    call(&mut caller, "troupe_registry::send", |g| {
+        let data = g.read("data", data_ptr, data_len)?;
+        let name = name(g, name_ptr, name_len)?;
+        let Some(pid) = g.ctx().whereis(&name) else {
+            // Sockets attached to a message that is not sent are closed.
+            drop(crate::net::take_attached(g.ctx_mut()));
+            return Err(not_found(&name).into());
+        };
+        crate::net::move_attached(g.ctx_mut(), pid);
+        g.ctx().send(pid, tag as u64, data).map_err(|e| {
+            e.to_host_error(&format!(
                 " (registered as {name:?}; the message was dropped)"
-            ));
-            caller.data_mut().record_error(e)
-        }
+            ))
+        })?;
+        Ok(err::OK)
     })
 }

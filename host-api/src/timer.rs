@@ -6,7 +6,7 @@ use std::time::Duration;
 use troupe_abi::{err, module::TIMER, val};
 use wasmtime::{Caller, Linker};
 
-use crate::memory::{memory_of, slice, write_u64};
+use crate::call::call;
 use crate::ProcessCtx;
 
 fn duration(ns: i64) -> Duration {
@@ -46,16 +46,13 @@ fn send_after<T: ProcessCtx>(
     delay_ns: i64,
     out_ref: i32,
 ) -> wasmtime::Result<i32> {
-    const F: &str = "troupe_timer::send_after";
-    let memory = memory_of(&mut caller, F)?;
-    slice(&memory, &caller, F, "out_ref", out_ref, 8)?;
-    let data = slice(&memory, &caller, F, "data", data_ptr, data_len)?.to_vec();
-    let state = caller.data_mut();
-    match state.send_after(pid as u64, tag as u64, data, duration(delay_ns)) {
-        Ok(r) => {
-            write_u64(&memory, &mut caller, F, "out_ref", out_ref, r)?;
-            Ok(err::OK)
-        }
-        Err(e) => Ok(state.record_error(e)),
-    }
+    call(&mut caller, "troupe_timer::send_after", |g| {
+        g.check("out_ref", out_ref, 8)?;
+        let data = g.read("data", data_ptr, data_len)?;
+        let r = g
+            .ctx_mut()
+            .send_after(pid as u64, tag as u64, data, duration(delay_ns))?;
+        g.write_u64("out_ref", out_ref, r)?;
+        Ok(err::OK)
+    })
 }

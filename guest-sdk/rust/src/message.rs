@@ -62,10 +62,7 @@ pub struct RawMessage {
 /// fixed-width integers, `u64` lengths (the layout of `bincode::serialize`),
 /// and a payload must be consumed entirely when decoded.
 pub(crate) fn codec() -> impl Options + Copy {
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_little_endian()
-        .reject_trailing_bytes()
+    troupe_abi::payload_codec()
 }
 
 /// Encodes `value` as a Troupe payload (bincode 1.3).

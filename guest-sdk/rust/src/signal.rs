@@ -13,96 +13,16 @@
 
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use troupe_abi::{err, tag};
 
 use crate::error::unexpected;
-use crate::message::{codec, decode, encode, receive_with, timeout_ns};
+use crate::message::{codec, receive_with, timeout_ns};
 use crate::{sys, Pid, ReceiveError, SendError};
 
-/// Which per-process limit a process exceeded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Limit {
-    /// Its linear memory grew past its maximum.
-    Memory,
-    /// It ran out of fuel (instructions).
-    Fuel,
-}
-
-/// Why a process ended. Its bincode layout is the ABI's exit-reason
-/// encoding: keep the variants in this order.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ExitReason {
-    /// It returned from its function (or `main`), or exited with code 0.
-    Normal,
-    /// It trapped (a panic, `unreachable`, a bad pointer...): the message.
-    Trap(String),
-    /// It was killed ([`kill`]).
-    Killed,
-    /// It exceeded a limit set at spawn.
-    Limit(Limit),
-    /// It called `std::process::exit` with this non-zero code.
-    ExitCode(i32),
-    /// It exited with a reason of its own ([`exit`], [`send_exit`]); see
-    /// [`ExitReason::custom`] and [`ExitReason::decode_custom`].
-    Custom(Vec<u8>),
-    /// The monitored process did not exist (DOWN messages only).
-    NoProc,
-    /// It was asked to shut down (by a supervisor). Not an error, but it
-    /// still ends linked processes that do not trap exits.
-    Shutdown,
-}
-
-impl ExitReason {
-    /// A custom reason carrying `value` (bincode).
-    pub fn custom<T: Serialize>(value: &T) -> Self {
-        ExitReason::Custom(encode(value))
-    }
-
-    /// Decodes a [`ExitReason::Custom`] value; `None` for other reasons or
-    /// a value of another type.
-    pub fn decode_custom<T: DeserializeOwned>(&self) -> Option<T> {
-        match self {
-            ExitReason::Custom(data) => decode(data).ok(),
-            _ => None,
-        }
-    }
-
-    /// `Normal`: the only reason that does not end linked processes.
-    pub fn is_normal(&self) -> bool {
-        matches!(self, ExitReason::Normal)
-    }
-
-    /// Whether OTP would call this an abnormal end (anything but `Normal`
-    /// and `Shutdown`): what transient children are restarted for.
-    pub fn is_abnormal(&self) -> bool {
-        !matches!(self, ExitReason::Normal | ExitReason::Shutdown)
-    }
-
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        encode(self)
-    }
-}
-
-impl std::fmt::Display for ExitReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExitReason::Normal => write!(f, "normal"),
-            ExitReason::Trap(t) => write!(f, "trap: {}", t.lines().next().unwrap_or("")),
-            ExitReason::Killed => write!(f, "killed"),
-            ExitReason::Limit(Limit::Memory) => write!(f, "memory limit exceeded"),
-            ExitReason::Limit(Limit::Fuel) => write!(f, "fuel limit exceeded"),
-            ExitReason::ExitCode(c) => write!(f, "exit code {c}"),
-            ExitReason::Custom(d) => match std::str::from_utf8(d) {
-                Ok(s) if !s.is_empty() => write!(f, "{s:?}"),
-                _ => write!(f, "custom reason ({} bytes)", d.len()),
-            },
-            ExitReason::NoProc => write!(f, "noproc"),
-            ExitReason::Shutdown => write!(f, "shutdown"),
-        }
-    }
-}
+/// Why a process ended, and which limit it exceeded: defined once, in
+/// `troupe-abi`, for the host and the guests alike.
+pub use troupe_abi::{ExitReason, Limit};
 
 /// A monitor, as returned by [`monitor`]; its DOWN event carries it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -5,9 +5,31 @@
 //! depend on it, and the Go package mirrors it (checked by a test). The
 //! meaning of every value is given in `host-api/SPEC.md`.
 //!
-//! It is `no_std` and has no dependencies, so it builds for `wasm32-wasip1`
-//! and for the host alike.
-#![no_std]
+//! It also holds [`ExitReason`], the one definition of why a process
+//! ended, with its ABI encoding; the `serde` feature (the Rust SDK's) derives
+//! serde's traits for it, in the same layout.
+//!
+//! It is `no_std` (with `alloc`) and has no dependencies by default, so it
+//! builds for `wasm32-wasip1` and for the host alike.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+mod exit_reason;
+pub use exit_reason::{ExitReason, Limit};
+
+/// The payload codec of the Rust SDK (feature `serde`): bincode 1.3,
+/// little-endian, fixed-width integers, `u64` lengths (the layout of
+/// `bincode::serialize`), and a payload must be consumed entirely when
+/// decoded. Custom exit reasons carry values in it.
+#[cfg(feature = "serde")]
+pub fn payload_codec() -> impl bincode::Options + Copy {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .reject_trailing_bytes()
+}
 
 /// Import module names, one per namespace.
 pub mod module {

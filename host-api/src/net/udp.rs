@@ -1,0 +1,93 @@
+//! UDP's host functions: `udp_bind`, `udp_send_to`, `udp_recv_from`.
+
+use tokio::net::UdpSocket;
+use troupe_abi::err;
+
+use super::dns::permitted;
+use super::tcp::read_ready;
+use super::{add_socket, io_error, open_first, socket_of, within, Kind, Socket};
+use crate::call::{Fault, Guest};
+use crate::ProcessCtx;
+
+/// `udp_bind`.
+pub(super) async fn bind<T: ProcessCtx>(
+    g: &mut Guest<'_, '_, T>,
+    (addr_ptr, addr_len, out_handle): (i32, i32, i32),
+) -> Result<i32, Fault> {
+    g.check("out_handle", out_handle, 8)?;
+    let addr = g.read_str("addr", addr_ptr, addr_len)?;
+    let policy = g.ctx().net_policy().clone();
+    let addrs = permitted(&policy, "bind", &addr).await?;
+    let socket = open_first(addrs, "bind", &addr, UdpSocket::bind).await?;
+    add_socket(g, out_handle, Socket::Udp(socket))
+}
+
+/// `udp_send_to`.
+pub(super) async fn send_to<T: ProcessCtx>(
+    g: &mut Guest<'_, '_, T>,
+    (handle, buf_ptr, buf_len, addr_ptr, addr_len, timeout_ns, out_n): (
+        i64,
+        i32,
+        i32,
+        i32,
+        i32,
+        i64,
+        i32,
+    ),
+) -> Result<i32, Fault> {
+    let data = g.read("buf", buf_ptr, buf_len)?;
+    g.check("out_n", out_n, 4)?;
+    let addr = g.read_str("addr", addr_ptr, addr_len)?;
+    let socket = socket_of(g.ctx(), handle, Some(Kind::Udp))?;
+    let Socket::Udp(udp) = &*socket else {
+        unreachable!("checked by socket_of")
+    };
+    let policy = g.ctx().net_policy().clone();
+    let n = within(g.func(), timeout_ns, async {
+        let addrs = permitted(&policy, "send to", &addr).await?;
+        udp.send_to(&data, addrs[0])
+            .await
+            .map_err(|e| io_error(&format!("send to {addr}"), &e))
+    })
+    .await?;
+    g.write_u32("out_n", out_n, n as u32)?;
+    Ok(err::OK)
+}
+
+/// `udp_recv_from`.
+pub(super) async fn recv_from<T: ProcessCtx>(
+    g: &mut Guest<'_, '_, T>,
+    (handle, buf_ptr, buf_len, timeout_ns, out_n, addr_ptr, addr_cap, out_addr_len): (
+        i64,
+        i32,
+        i32,
+        i64,
+        i32,
+        i32,
+        i32,
+        i32,
+    ),
+) -> Result<i32, Fault> {
+    g.check("buf", buf_ptr, buf_len)?;
+    g.check("out_n", out_n, 4)?;
+    g.check("addr", addr_ptr, addr_cap)?;
+    g.check("out_addr_len", out_addr_len, 4)?;
+    let socket = socket_of(g.ctx(), handle, Some(Kind::Udp))?;
+    let Socket::Udp(udp) = &*socket else {
+        unreachable!("checked by socket_of")
+    };
+    let (n, from) = read_ready(
+        g,
+        (buf_ptr, buf_len),
+        timeout_ns,
+        || udp.readable(),
+        |buf| udp.try_recv_from(buf),
+    )
+    .await?;
+    g.write_u32("out_n", out_n, n as u32)?;
+    let text = from.to_string();
+    let shown = text.len().min(addr_cap as u32 as usize);
+    g.write("addr", addr_ptr, &text.as_bytes()[..shown])?;
+    g.write_u32("out_addr_len", out_addr_len, text.len() as u32)?;
+    Ok(err::OK)
+}
