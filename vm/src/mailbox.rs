@@ -185,17 +185,14 @@ impl Mailbox {
         self.budget.release(std::mem::take(&mut inner.bytes));
     }
 
-    /// Bytes charged for the queued messages.
-    pub fn bytes(&self) -> u64 {
-        self.lock().bytes
-    }
-
     /// How many messages are queued.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().queue.len()
     }
 
     /// Whether no message is queued.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

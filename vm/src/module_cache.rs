@@ -5,6 +5,9 @@
 //! at most [`MAX_IDLE_MODULES`] others, of at most [`MAX_IDLE_BYTES`] bytes
 //! together, and forgets the oldest first (their handles then give
 //! `NO_SUCH_MODULE`; loading the bytes again gives a new handle).
+//!
+//! The VM loads the root's module with [`VmInner::load_module`], and a
+//! guest's (`module_load`) with [`VmInner::load_module_off_thread`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,10 +15,13 @@ use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
+use troupe_abi::err;
+use troupe_host_api::HostError;
 use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, ValType};
 
-use crate::hibernate::Layout;
+use crate::hibernation::Layout;
 use crate::process::ProcessState;
+use crate::vm::VmInner;
 
 /// Modules no process runs that the cache keeps at most.
 pub const MAX_IDLE_MODULES: usize = 32;
@@ -32,7 +38,7 @@ pub struct LoadedModule {
     size: usize,
     pub module: Module,
     pub pre: InstancePre<ProcessState>,
-    /// Whether its processes can hibernate, and its memory's initial image.
+    /// Whether its processes can hibernate, and its initial memory.
     pub layout: Layout,
 }
 
@@ -205,16 +211,63 @@ impl ModuleCache {
         self.by_id.get(&id).map(|m| m.clone())
     }
 
-    /// How many distinct modules are loaded.
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<LoadedModule>>> {
         crate::lock(&self.by_hash)
+    }
+}
+
+/// The largest module a guest may load (`module_load`). Go modules are
+/// 2-10 MiB; compiling takes about 150 MiB of memory per MiB of code.
+const MAX_MODULE_BYTES: usize = 32 << 20;
+
+impl VmInner {
+    pub(crate) fn load_module(
+        &self,
+        bytes: &[u8],
+        allow_text: bool,
+    ) -> Result<Arc<LoadedModule>, LoadError> {
+        self.modules
+            .load(&self.engine, &self.linker, bytes, allow_text)
+    }
+
+    /// Loads a module for a guest (`module_load`): hashed and compiled on
+    /// blocking threads, one compile at a time, so that neither a scheduler thread
+    /// nor the machine's memory is taken by guests' compiles; at most
+    /// [`MAX_MODULE_BYTES`].
+    pub(crate) async fn load_module_off_thread(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<LoadedModule>, HostError> {
+        if bytes.len() > MAX_MODULE_BYTES {
+            return Err(HostError::new(
+                err::INVALID_MODULE,
+                format!(
+                    "the module is {} bytes; a process may load modules of at most {} MiB",
+                    bytes.len(),
+                    MAX_MODULE_BYTES >> 20
+                ),
+            ));
+        }
+        // Hashing 32 MiB takes tens of milliseconds: not on a scheduler
+        // thread either.
+        let (bytes, hash) = tokio::task::spawn_blocking(move || {
+            let hash = ModuleCache::hash(&bytes);
+            (bytes, hash)
+        })
+        .await
+        .map_err(|e| HostError::new(err::INVALID_MODULE, format!("hashing failed: {e}")))?;
+        if let Some(m) = self.modules.cached(&hash) {
+            return Ok(m);
+        }
+        let invalid = |e: LoadError| HostError::new(err::INVALID_MODULE, format!("the module {e}"));
+        ModuleCache::check_magic(&bytes, false).map_err(invalid)?;
+        let _turn = self.compiling.acquire().await;
+        let vm = self.clone();
+        tokio::task::spawn_blocking(move || {
+            vm.modules.load_hashed(&vm.engine, &vm.linker, &bytes, hash)
+        })
+        .await
+        .map_err(|e| HostError::new(err::INVALID_MODULE, format!("the compiler failed: {e}")))?
+        .map_err(invalid)
     }
 }
