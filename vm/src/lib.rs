@@ -48,6 +48,7 @@ pub use config::{
     HOST_STACK_HEADROOM, MIN_WASM_STACK,
 };
 pub use error::RunError;
+pub use module_cache::LoadError;
 pub use troupe_host_api::{ExitReason, Limit, NetPolicy};
 pub use vm::Vm;
 

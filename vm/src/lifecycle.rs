@@ -21,26 +21,26 @@ use crate::ExitReason;
 
 /// What a new process is made of.
 pub(crate) struct NewProcess<'a> {
-    pub module: Arc<LoadedModule>,
-    pub perms: Perms,
+    pub(crate) module: Arc<LoadedModule>,
+    pub(crate) perms: Perms,
     /// Whether it reads the VM's stdin (the root only).
-    pub stdin: bool,
+    pub(crate) stdin: bool,
     /// The exported function it runs, and its parameters.
-    pub entry: &'a str,
-    pub params: &'a [i64],
+    pub(crate) entry: &'a str,
+    pub(crate) params: &'a [i64],
     /// Its first message (the spawn argument), if any.
-    pub arg: Option<Message>,
+    pub(crate) arg: Option<Message>,
     /// The process it is linked to before it runs, if any.
-    pub link_to: Option<&'a Arc<ProcessShared>>,
+    pub(crate) link_to: Option<&'a Arc<ProcessShared>>,
     /// Sockets it owns from the start (moved with its spawn argument).
-    pub sockets: Vec<(u64, troupe_host_api::SocketRef)>,
+    pub(crate) sockets: Vec<(u64, troupe_host_api::SocketRef)>,
 }
 
 /// A process just started.
 pub(crate) struct Spawned {
-    pub pid: u64,
+    pub(crate) pid: u64,
     /// Gets the process's exit reason when it ends.
-    pub done: tokio::sync::oneshot::Receiver<ExitReason>,
+    pub(crate) done: tokio::sync::oneshot::Receiver<ExitReason>,
 }
 
 /// Where a process's exit reason goes when it ends.

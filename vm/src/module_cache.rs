@@ -24,22 +24,22 @@ use crate::process::ProcessState;
 use crate::vm::VmInner;
 
 /// Modules no process runs that the cache keeps at most.
-pub const MAX_IDLE_MODULES: usize = 32;
+pub(crate) const MAX_IDLE_MODULES: usize = 32;
 /// Bytes (of Wasm) of the modules no process runs that the cache keeps at
 /// most.
-pub const MAX_IDLE_BYTES: usize = 64 << 20;
+pub(crate) const MAX_IDLE_BYTES: usize = 64 << 20;
 
 /// A compiled, pre-linked module.
-pub struct LoadedModule {
+pub(crate) struct LoadedModule {
     /// The VM-wide handle guests use (never 0, which means "own module").
-    pub id: u64,
+    pub(crate) id: u64,
     /// The SHA-256 of its bytes, and their length.
     hash: [u8; 32],
     size: usize,
-    pub module: Module,
-    pub pre: InstancePre<ProcessState>,
+    pub(crate) module: Module,
+    pub(crate) pre: InstancePre<ProcessState>,
     /// Whether its processes can hibernate, and its initial memory.
-    pub layout: Layout,
+    pub(crate) layout: Layout,
 }
 
 /// Why a module could not be loaded.
@@ -53,7 +53,7 @@ pub enum LoadError {
 
 /// Why an entry cannot be spawned.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum EntryError {
+pub(crate) enum EntryError {
     #[error("module has no export {0:?}")]
     Missing(String),
     #[error("export {0:?} is not a function")]
@@ -71,7 +71,11 @@ pub enum EntryError {
 impl LoadedModule {
     /// Checks that `name` is an exported function spawn can call with
     /// `given` parameters, and returns its parameter types.
-    pub fn entry_params(&self, name: &str, given: usize) -> Result<Vec<ValType>, EntryError> {
+    pub(crate) fn entry_params(
+        &self,
+        name: &str,
+        given: usize,
+    ) -> Result<Vec<ValType>, EntryError> {
         let ty = self
             .module
             .get_export(name)
@@ -102,7 +106,7 @@ impl LoadedModule {
 
 /// The VM's module cache.
 #[derive(Default)]
-pub struct ModuleCache {
+pub(crate) struct ModuleCache {
     by_hash: Mutex<HashMap<[u8; 32], Arc<LoadedModule>>>,
     by_id: DashMap<u64, Arc<LoadedModule>>,
     next_id: AtomicU64,
@@ -111,7 +115,7 @@ pub struct ModuleCache {
 impl ModuleCache {
     /// Returns the cached module with these bytes, compiling and linking it
     /// on first use. `allow_text` also accepts the WebAssembly text format.
-    pub fn load(
+    pub(crate) fn load(
         &self,
         engine: &Engine,
         linker: &Linker<ProcessState>,
@@ -124,7 +128,7 @@ impl ModuleCache {
 
     /// Whether `bytes` can be a module at all: Wasm's magic bytes (or, with
     /// `allow_text`, the text format's opening parenthesis).
-    pub fn check_magic(bytes: &[u8], allow_text: bool) -> Result<(), LoadError> {
+    pub(crate) fn check_magic(bytes: &[u8], allow_text: bool) -> Result<(), LoadError> {
         let text = allow_text && bytes.trim_ascii_start().starts_with(b"(");
         if !(bytes.starts_with(b"\0asm") || text) {
             return Err(LoadError::Invalid(
@@ -136,7 +140,7 @@ impl ModuleCache {
 
     /// [`ModuleCache::load`] of bytes whose SHA-256 is `hash`, once
     /// [`ModuleCache::check_magic`] passed.
-    pub fn load_hashed(
+    pub(crate) fn load_hashed(
         &self,
         engine: &Engine,
         linker: &Linker<ProcessState>,
@@ -197,17 +201,17 @@ impl ModuleCache {
     }
 
     /// The SHA-256 of `bytes`, the cache's key.
-    pub fn hash(bytes: &[u8]) -> [u8; 32] {
+    pub(crate) fn hash(bytes: &[u8]) -> [u8; 32] {
         Sha256::digest(bytes).into()
     }
 
     /// The cached module whose bytes hash to `hash`, if it is loaded.
-    pub fn cached(&self, hash: &[u8; 32]) -> Option<Arc<LoadedModule>> {
+    pub(crate) fn cached(&self, hash: &[u8; 32]) -> Option<Arc<LoadedModule>> {
         self.lock().get(hash).cloned()
     }
 
     /// A module by handle.
-    pub fn get(&self, id: u64) -> Option<Arc<LoadedModule>> {
+    pub(crate) fn get(&self, id: u64) -> Option<Arc<LoadedModule>> {
         self.by_id.get(&id).map(|m| m.clone())
     }
 
