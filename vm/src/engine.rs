@@ -76,9 +76,10 @@ pub(crate) fn new_engine(config: &VmConfig) -> Result<(Engine, Linker<ProcessSta
 /// The wasmtime [`Config`] of a VM made with `config`: the pooling allocator
 /// sized for `--max-processes` slots with copy-on-write memory images, small
 /// memory reservations, epoch interruption (preemption), async stacks for
-/// processes that wait inside host calls, and fuel if asked for. Public so
-/// that the benchmarks' "wasmtime floor" (`benches/wasmtime-floor`) runs bare
-/// wasmtime with exactly the VM's settings.
+/// processes that wait inside host calls, and fuel if asked for. Public (in
+/// `troupe_vm::bench`) so that the benchmarks' "wasmtime floor"
+/// (`benches/wasmtime-floor`) runs bare wasmtime with exactly the VM's
+/// settings.
 pub fn engine_config(config: &VmConfig) -> Config {
     let n = config.get_max_processes();
     let mut pool = PoolingAllocationConfig::new();

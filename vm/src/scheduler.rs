@@ -13,8 +13,9 @@ use wasmtime::Engine;
 /// another worker is awake.
 const PARK_SPIN: Duration = Duration::from_micros(50);
 
-/// The tokio runtime builder of a VM with `threads` scheduler threads (public
-/// for the benchmarks' wasmtime floor, as [`engine_config`]).
+/// The tokio runtime builder of a VM with `threads` scheduler threads
+/// (public, in `troupe_vm::bench`, for the benchmarks' wasmtime floor, as
+/// [`engine_config`](crate::engine::engine_config)).
 ///
 /// One thread: tokio's current-thread scheduler (one FIFO queue, no
 /// cross-thread wake-ups), which spawns ~35% faster than a 1-worker
