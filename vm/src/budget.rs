@@ -231,7 +231,7 @@ impl Drop for Charge {
 
 /// The VM's default budget: 90% of the memory the machine or its container
 /// (cgroup) gives it, whichever is less.
-pub fn default_vm_budget() -> u64 {
+pub(crate) fn default_vm_budget() -> u64 {
     let total = meminfo_total().unwrap_or(u64::MAX);
     let cgroup = cgroup_limit().unwrap_or(u64::MAX);
     let available = total.min(cgroup);

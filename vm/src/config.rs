@@ -211,10 +211,16 @@ impl VmConfig {
     }
 }
 
-/// A directory made visible to the guest (`--dir HOST::GUEST`).
+/// A directory made visible to the guest (`--dir HOST::GUEST`, or a
+/// container's mount): what is asked for. When the root process is made the
+/// VM opens `host` once and keeps the open directory with this mapping (a
+/// `Preopen`, in `process/perms.rs`); children inherit that open directory
+/// and the host path is never looked up again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirMapping {
+    /// The directory on the host.
     pub host: PathBuf,
+    /// The path the guest sees it as.
     pub guest: String,
 }
 

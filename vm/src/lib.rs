@@ -3,29 +3,38 @@
 //! Every process is its own Wasm instance (own linear memory, own WASI
 //! context, own mailbox) driven by a tokio task; processes talk only by
 //! messages. The guest ABI is specified in `host-api/SPEC.md` and implemented
-//! by `troupe-host-api`; this crate holds the runtime core:
+//! by `troupe-host-api`; this crate holds the runtime core. Its public API is
+//! small: a [`Vm`] made with a [`VmConfig`] runs a module as its root process
+//! ([`RootOptions`]) and returns its [`ExitReason`], or a [`RunError`].
 //!
-//! - [`vm`]: the engine (a pooling allocator with copy-on-write memories,
-//!   epoch preemption), the process table, spawning, the scheduler;
-//! - [`mailbox`]: per-process FIFO queues with selective receive;
-//! - [`hibernate`]: processes that wait without an instance;
-//! - [`module_cache`]: modules compiled once and pre-linked;
-//! - [`process`]: per-process state, permissions and exit reasons;
-//! - [`limits`]: kernel limits (memory mappings, open files);
-//! - [`config`]: [`VmConfig`] and [`RootOptions`].
+//! Inside (`ARCHITECTURE.md` has the map): the VM's shared state (`vm`),
+//! the engine (`engine`), the scheduler and preemption ticker
+//! (`scheduler`), a process's life (`lifecycle`, `hibernation`), the slot
+//! pool (`pool`), links and monitors (`links`), names (`registry`), timers
+//! (`timers`), processes (`process`), mailboxes (`mailbox`), memory budgets
+//! (`budget`), the module cache (`module_cache`), kernel limits ([`limits`])
+//! and the configuration (`config`).
 //!
 //! The `troupe` binary ([`cli`]) runs a module as the root process.
 
 pub(crate) mod budget;
 pub mod cli;
-pub mod config;
-pub mod hibernate;
+pub(crate) mod config;
+pub(crate) mod engine;
+pub(crate) mod error;
+pub(crate) mod hibernation;
 pub mod image;
+pub(crate) mod lifecycle;
 pub mod limits;
-pub mod mailbox;
-pub mod module_cache;
-pub mod process;
-pub mod vm;
+pub(crate) mod links;
+pub(crate) mod mailbox;
+pub(crate) mod module_cache;
+pub(crate) mod pool;
+pub(crate) mod process;
+pub(crate) mod registry;
+pub(crate) mod scheduler;
+pub(crate) mod timers;
+pub(crate) mod vm;
 
 /// Locks `m`, ignoring poisoning: every critical section in the VM leaves its
 /// data consistent, so a panic elsewhere (there should be none) must not make
@@ -34,7 +43,20 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-pub use config::{DirMapping, Output, RootOptions, VmConfig};
-pub use process::{ExitReason, Limit};
-pub use troupe_host_api::NetPolicy;
-pub use vm::{RunError, Vm};
+pub use config::{
+    DirMapping, Output, RootOptions, VmConfig, DEFAULT_MAX_MEMORY, DEFAULT_MAX_PROCESSES,
+    HOST_STACK_HEADROOM, MIN_WASM_STACK,
+};
+pub use error::RunError;
+pub use module_cache::LoadError;
+pub use troupe_host_api::{ExitReason, Limit, NetPolicy};
+pub use vm::Vm;
+
+/// What the benchmarks need of the VM's insides, and nothing else uses:
+/// `benches/wasmtime-floor` runs bare wasmtime with exactly the VM's engine
+/// and scheduler. Not part of the API.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::engine::engine_config;
+    pub use crate::scheduler::scheduler_builder;
+}

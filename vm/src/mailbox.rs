@@ -53,7 +53,7 @@ impl Inner {
 }
 
 /// A process's mailbox.
-pub struct Mailbox {
+pub(crate) struct Mailbox {
     inner: Mutex<Inner>,
     budget: Arc<Budget>,
 }
@@ -80,7 +80,7 @@ impl Mailbox {
     /// Queues a message the VM itself sends (an EXIT, a DOWN): never
     /// refused for its size, which the limits on reasons bound, nor for
     /// their number, which the limits on links and monitors bound.
-    pub fn push_signal(&self, msg: Message) -> bool {
+    pub(crate) fn push_signal(&self, msg: Message) -> bool {
         self.push_checked(msg, false).is_ok()
     }
 
@@ -102,7 +102,7 @@ impl Mailbox {
     }
 
     /// Takes the oldest message whose tag `tags` accepts, if any.
-    pub fn take(&self, tags: &TagSet) -> Option<Message> {
+    pub(crate) fn take(&self, tags: &TagSet) -> Option<Message> {
         self.take_from(&mut self.lock(), tags)
     }
 
@@ -126,7 +126,7 @@ impl Mailbox {
 
     /// Waits for a message whose tag `tags` accepts, for at most `timeout`
     /// (`None`: forever; zero: poll). `None` on time-out.
-    pub async fn receive(&self, tags: TagSet, timeout: Option<Duration>) -> Option<Message> {
+    pub(crate) async fn receive(&self, tags: TagSet, timeout: Option<Duration>) -> Option<Message> {
         // Without a time-out the first poll below looks at the queue; with
         // one, look first, so a waiting message costs no timer.
         if timeout.is_some() {
@@ -152,7 +152,7 @@ impl Mailbox {
     }
 
     /// Waits until a message is queued (of any tag), without taking it.
-    pub async fn wait_nonempty(&self) {
+    pub(crate) async fn wait_nonempty(&self) {
         poll_fn(|cx| {
             let mut inner = self.lock();
             if !inner.queue.is_empty() {
@@ -165,7 +165,7 @@ impl Mailbox {
     }
 
     /// Removes the oldest message for which `pred` holds; whether there was one.
-    pub fn remove_first(&self, pred: impl Fn(&Message) -> bool) -> bool {
+    pub(crate) fn remove_first(&self, pred: impl Fn(&Message) -> bool) -> bool {
         let mut inner = self.lock();
         let Some(at) = inner.queue.iter().position(pred) else {
             return false;
@@ -177,7 +177,7 @@ impl Mailbox {
 
     /// Ends the mailbox: queued messages are dropped (their charge given
     /// back) and later pushes fail.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let mut inner = self.lock();
         inner.closed = true;
         inner.queue = VecDeque::new();
@@ -185,18 +185,15 @@ impl Mailbox {
         self.budget.release(std::mem::take(&mut inner.bytes));
     }
 
-    /// Bytes charged for the queued messages.
-    pub fn bytes(&self) -> u64 {
-        self.lock().bytes
-    }
-
     /// How many messages are queued.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.lock().queue.len()
     }
 
     /// Whether no message is queued.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

@@ -5,6 +5,9 @@
 //! at most [`MAX_IDLE_MODULES`] others, of at most [`MAX_IDLE_BYTES`] bytes
 //! together, and forgets the oldest first (their handles then give
 //! `NO_SUCH_MODULE`; loading the bytes again gives a new handle).
+//!
+//! The VM loads the root's module with [`VmInner::load_module`], and a
+//! guest's (`module_load`) with [`VmInner::load_module_off_thread`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,28 +15,31 @@ use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
+use troupe_abi::err;
+use troupe_host_api::HostError;
 use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, ValType};
 
-use crate::hibernate::Layout;
+use crate::hibernation::Layout;
 use crate::process::ProcessState;
+use crate::vm::VmInner;
 
 /// Modules no process runs that the cache keeps at most.
-pub const MAX_IDLE_MODULES: usize = 32;
+pub(crate) const MAX_IDLE_MODULES: usize = 32;
 /// Bytes (of Wasm) of the modules no process runs that the cache keeps at
 /// most.
-pub const MAX_IDLE_BYTES: usize = 64 << 20;
+pub(crate) const MAX_IDLE_BYTES: usize = 64 << 20;
 
 /// A compiled, pre-linked module.
-pub struct LoadedModule {
+pub(crate) struct LoadedModule {
     /// The VM-wide handle guests use (never 0, which means "own module").
-    pub id: u64,
+    pub(crate) id: u64,
     /// The SHA-256 of its bytes, and their length.
     hash: [u8; 32],
     size: usize,
-    pub module: Module,
-    pub pre: InstancePre<ProcessState>,
-    /// Whether its processes can hibernate, and its memory's initial image.
-    pub layout: Layout,
+    pub(crate) module: Module,
+    pub(crate) pre: InstancePre<ProcessState>,
+    /// Whether its processes can hibernate, and its initial memory.
+    pub(crate) layout: Layout,
 }
 
 /// Why a module could not be loaded.
@@ -47,7 +53,7 @@ pub enum LoadError {
 
 /// Why an entry cannot be spawned.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum EntryError {
+pub(crate) enum EntryError {
     #[error("module has no export {0:?}")]
     Missing(String),
     #[error("export {0:?} is not a function")]
@@ -65,7 +71,11 @@ pub enum EntryError {
 impl LoadedModule {
     /// Checks that `name` is an exported function spawn can call with
     /// `given` parameters, and returns its parameter types.
-    pub fn entry_params(&self, name: &str, given: usize) -> Result<Vec<ValType>, EntryError> {
+    pub(crate) fn entry_params(
+        &self,
+        name: &str,
+        given: usize,
+    ) -> Result<Vec<ValType>, EntryError> {
         let ty = self
             .module
             .get_export(name)
@@ -96,7 +106,7 @@ impl LoadedModule {
 
 /// The VM's module cache.
 #[derive(Default)]
-pub struct ModuleCache {
+pub(crate) struct ModuleCache {
     by_hash: Mutex<HashMap<[u8; 32], Arc<LoadedModule>>>,
     by_id: DashMap<u64, Arc<LoadedModule>>,
     next_id: AtomicU64,
@@ -105,7 +115,7 @@ pub struct ModuleCache {
 impl ModuleCache {
     /// Returns the cached module with these bytes, compiling and linking it
     /// on first use. `allow_text` also accepts the WebAssembly text format.
-    pub fn load(
+    pub(crate) fn load(
         &self,
         engine: &Engine,
         linker: &Linker<ProcessState>,
@@ -118,7 +128,7 @@ impl ModuleCache {
 
     /// Whether `bytes` can be a module at all: Wasm's magic bytes (or, with
     /// `allow_text`, the text format's opening parenthesis).
-    pub fn check_magic(bytes: &[u8], allow_text: bool) -> Result<(), LoadError> {
+    pub(crate) fn check_magic(bytes: &[u8], allow_text: bool) -> Result<(), LoadError> {
         let text = allow_text && bytes.trim_ascii_start().starts_with(b"(");
         if !(bytes.starts_with(b"\0asm") || text) {
             return Err(LoadError::Invalid(
@@ -130,7 +140,7 @@ impl ModuleCache {
 
     /// [`ModuleCache::load`] of bytes whose SHA-256 is `hash`, once
     /// [`ModuleCache::check_magic`] passed.
-    pub fn load_hashed(
+    pub(crate) fn load_hashed(
         &self,
         engine: &Engine,
         linker: &Linker<ProcessState>,
@@ -191,30 +201,77 @@ impl ModuleCache {
     }
 
     /// The SHA-256 of `bytes`, the cache's key.
-    pub fn hash(bytes: &[u8]) -> [u8; 32] {
+    pub(crate) fn hash(bytes: &[u8]) -> [u8; 32] {
         Sha256::digest(bytes).into()
     }
 
     /// The cached module whose bytes hash to `hash`, if it is loaded.
-    pub fn cached(&self, hash: &[u8; 32]) -> Option<Arc<LoadedModule>> {
+    pub(crate) fn cached(&self, hash: &[u8; 32]) -> Option<Arc<LoadedModule>> {
         self.lock().get(hash).cloned()
     }
 
     /// A module by handle.
-    pub fn get(&self, id: u64) -> Option<Arc<LoadedModule>> {
+    pub(crate) fn get(&self, id: u64) -> Option<Arc<LoadedModule>> {
         self.by_id.get(&id).map(|m| m.clone())
-    }
-
-    /// How many distinct modules are loaded.
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<LoadedModule>>> {
         crate::lock(&self.by_hash)
+    }
+}
+
+/// The largest module a guest may load (`module_load`). Go modules are
+/// 2-10 MiB; compiling takes about 150 MiB of memory per MiB of code.
+const MAX_MODULE_BYTES: usize = 32 << 20;
+
+impl VmInner {
+    pub(crate) fn load_module(
+        &self,
+        bytes: &[u8],
+        allow_text: bool,
+    ) -> Result<Arc<LoadedModule>, LoadError> {
+        self.modules
+            .load(&self.engine, &self.linker, bytes, allow_text)
+    }
+
+    /// Loads a module for a guest (`module_load`): hashed and compiled on
+    /// blocking threads, one compile at a time, so that neither a scheduler thread
+    /// nor the machine's memory is taken by guests' compiles; at most
+    /// [`MAX_MODULE_BYTES`].
+    pub(crate) async fn load_module_off_thread(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<LoadedModule>, HostError> {
+        if bytes.len() > MAX_MODULE_BYTES {
+            return Err(HostError::new(
+                err::INVALID_MODULE,
+                format!(
+                    "the module is {} bytes; a process may load modules of at most {} MiB",
+                    bytes.len(),
+                    MAX_MODULE_BYTES >> 20
+                ),
+            ));
+        }
+        // Hashing 32 MiB takes tens of milliseconds: not on a scheduler
+        // thread either.
+        let (bytes, hash) = tokio::task::spawn_blocking(move || {
+            let hash = ModuleCache::hash(&bytes);
+            (bytes, hash)
+        })
+        .await
+        .map_err(|e| HostError::new(err::INVALID_MODULE, format!("hashing failed: {e}")))?;
+        if let Some(m) = self.modules.cached(&hash) {
+            return Ok(m);
+        }
+        let invalid = |e: LoadError| HostError::new(err::INVALID_MODULE, format!("the module {e}"));
+        ModuleCache::check_magic(&bytes, false).map_err(invalid)?;
+        let _turn = self.compiling.acquire().await;
+        let vm = self.clone();
+        tokio::task::spawn_blocking(move || {
+            vm.modules.load_hashed(&vm.engine, &vm.linker, &bytes, hash)
+        })
+        .await
+        .map_err(|e| HostError::new(err::INVALID_MODULE, format!("the compiler failed: {e}")))?
+        .map_err(invalid)
     }
 }

@@ -4,8 +4,8 @@
 //! Every "process" is, as in Troupe, a wasmtime instance in a `Store` of its
 //! own, run by `call_async` on a tokio task, and waiting for a message inside
 //! an async host call (so on its fiber stack). The engine and the scheduler
-//! are built by the VM's own [`troupe_vm::vm::engine_config`] and
-//! [`troupe_vm::vm::scheduler_builder`], so the pool, memory reservation,
+//! are built by the VM's own [`troupe_vm::bench::engine_config`] and
+//! [`troupe_vm::bench::scheduler_builder`], so the pool, memory reservation,
 //! copy-on-write images, epoch preemption and async stacks are the VM's. What
 //! is left out is everything Troupe adds: pids, the process table, links and
 //! monitors, typed messages copied through linear memory, the Rust guest SDK.
@@ -28,7 +28,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use tokio::sync::{mpsc, oneshot};
-use troupe_vm::vm::{engine_config, scheduler_builder};
+use troupe_vm::bench::{engine_config, scheduler_builder};
 
 #[path = "../../baseline.rs"]
 mod baseline;
@@ -100,10 +100,10 @@ struct Cli {
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Pool slots, as `troupe run --max-processes`.
-    #[arg(long, default_value_t = troupe_vm::config::DEFAULT_MAX_PROCESSES)]
+    #[arg(long, default_value_t = troupe_vm::DEFAULT_MAX_PROCESSES)]
     max_processes: u32,
     /// Memory reservation per slot, as `troupe run --max-memory` (e.g. 64M).
-    #[arg(long, value_parser = troupe_vm::cli::parse_size, default_value_t = troupe_vm::config::DEFAULT_MAX_MEMORY)]
+    #[arg(long, value_parser = troupe_vm::cli::parse_size, default_value_t = troupe_vm::DEFAULT_MAX_MEMORY)]
     max_memory: u64,
     /// The module `spawn` instantiates (Troupe's guest of the same workload);
     /// with `idle`, keep uncalled instances of it instead of the WAT guest.
