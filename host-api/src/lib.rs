@@ -35,8 +35,11 @@ pub use reason::{ExitReason, GuestExit, Hibernate, Limit, LimitExceeded};
 /// the payload bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// The tag the sender chose (or one of the VM's, `troupe_abi::tag`).
     pub tag: u64,
+    /// The sender's pid.
     pub sender: u64,
+    /// The payload.
     pub data: Vec<u8>,
 }
 
@@ -75,11 +78,14 @@ impl TagSet {
 /// sentence `error_message` returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostError {
+    /// The code the call returns (`troupe_abi::err`).
     pub code: i32,
+    /// The sentence `error_message` gives.
     pub message: String,
 }
 
 impl HostError {
+    /// An error with `code` and the sentence `message`.
     pub fn new(code: i32, message: impl Into<String>) -> Self {
         HostError {
             code,
@@ -103,7 +109,12 @@ pub enum SendError {
     NoProcess(u64),
     /// The target's memory budget (or the VM's) cannot hold the message:
     /// its mailbox is full. The sentence says which budget.
-    Full { to: u64, why: String },
+    Full {
+        /// The target.
+        to: u64,
+        /// Which budget is full.
+        why: String,
+    },
 }
 
 impl SendError {

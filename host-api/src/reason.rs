@@ -179,7 +179,9 @@ impl std::error::Error for GuestExit {}
 /// in a fresh instance when a message arrives.
 #[derive(Debug)]
 pub struct Hibernate {
+    /// The export to call when the process wakes.
     pub entry: String,
+    /// Its parameters.
     pub params: Vec<i64>,
 }
 

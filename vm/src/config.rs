@@ -182,15 +182,19 @@ impl VmConfig {
     }
 
     /// The VM's memory budget (see [`VmConfig::max_vm_memory`]).
+    /// The VM's memory budget: the one set, or the default (90% of the
+    /// machine's or the container's memory).
     pub fn get_max_vm_memory(&self) -> u64 {
         self.max_vm_memory
             .unwrap_or_else(crate::budget::default_vm_budget)
     }
 
+    /// One process's memory budget.
     pub fn get_max_memory(&self) -> u64 {
         self.max_memory
     }
 
+    /// Each process's native stack, in bytes.
     pub fn get_stack_size(&self) -> usize {
         self.async_stack_size
     }
@@ -240,11 +244,16 @@ pub enum Output {
 pub struct RootOptions {
     /// argv, `argv[0]` included (the CLI passes the module's path).
     pub args: Vec<String>,
+    /// The environment, `(KEY, VALUE)`.
     pub envs: Vec<(String, String)>,
+    /// The directories preopened for the root (and, unless a spawn says
+    /// otherwise, its descendants).
     pub dirs: Vec<DirMapping>,
     /// Whether the root reads the VM's stdin (otherwise it reads EOF).
     pub stdin: bool,
+    /// Where the root's (and every process's) stdout goes.
     pub stdout: Output,
+    /// Where their stderr goes.
     pub stderr: Output,
     /// Where the root (and so every process) may listen and connect: no
     /// network unless given (`--allow-net`).

@@ -45,8 +45,10 @@ pub(crate) struct LoadedModule {
 /// Why a module could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The bytes are not a valid module (wasmtime's reason).
     #[error("is not a valid WebAssembly module: {0}")]
     Invalid(String),
+    /// An import is unknown or has the wrong type.
     #[error("cannot be linked: {0}")]
     Link(String),
 }

@@ -15,8 +15,11 @@ use crate::{HostError, ProcessCtx};
 /// An open socket.
 #[derive(Debug)]
 pub enum Socket {
+    /// A listening TCP socket (`tcp_listen`).
     Listener(TcpListener),
+    /// A TCP connection (`tcp_accept`, `tcp_connect`).
     Stream(TcpStream),
+    /// A UDP socket (`udp_bind`).
     Udp(UdpSocket),
 }
 
