@@ -12,13 +12,16 @@
 //! - [`module_cache`]: modules compiled once and pre-linked;
 //! - [`process`]: per-process state, permissions and exit reasons;
 //! - [`limits`]: kernel limits (memory mappings, open files);
-//! - [`config`]: [`VmConfig`] and [`RootOptions`].
+//! - [`config`]: [`VmConfig`] and [`RootOptions`];
+//! - [`Exit`]: how a run ends for the program that ran it (exit code and
+//!   report), shared by the `troupe` CLI and the containerd shim.
 //!
 //! The `troupe` binary ([`cli`]) runs a module as the root process.
 
 pub(crate) mod budget;
 pub mod cli;
 pub mod config;
+mod exit;
 pub mod hibernate;
 pub mod image;
 pub mod limits;
@@ -34,7 +37,8 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-pub use config::{DirMapping, Output, RootOptions, VmConfig};
+pub use config::{parse_size, DirMapping, Output, RootOptions, VmConfig};
+pub use exit::Exit;
 pub use process::{ExitReason, Limit};
 pub use troupe_host_api::NetPolicy;
 pub use vm::{RunError, Vm};
