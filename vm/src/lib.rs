@@ -16,14 +16,13 @@
 //! - [`Exit`]: how a run ends for the program that ran it (exit code and
 //!   report), shared by the `troupe` CLI and the containerd shim.
 //!
-//! The `troupe` binary ([`cli`]) runs a module as the root process.
+//! The `troupe` binary (crate `troupe-cli`, folder `cli/`) runs a module as
+//! the root process.
 
 pub(crate) mod budget;
-pub mod cli;
 pub mod config;
 mod exit;
 pub mod hibernate;
-pub mod image;
 pub mod limits;
 pub mod mailbox;
 pub mod module_cache;
