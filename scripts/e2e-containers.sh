@@ -73,7 +73,7 @@ cargo build --release --locked --workspace ||
 # No debug info and stripped: a quicker build and a 20 MB binary, not 160 MB.
 CC_x86_64_unknown_linux_musl=gcc CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols \
   cargo build --release --locked \
-  --target x86_64-unknown-linux-musl -p troupe-vm --bin troupe ||
+  --target x86_64-unknown-linux-musl -p troupe-cli --bin troupe ||
   die "cargo build (static troupe) failed"
 (cd examples && cargo build --release --locked --target wasm32-wasip1) ||
   die "building the example guests failed"

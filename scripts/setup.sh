@@ -15,7 +15,7 @@ raise_map_count
 install_build_deps
 
 step "building the troupe VM (release; the first build takes several minutes)"
-cargo build --release --locked -p troupe-vm
+cargo build --release --locked -p troupe-cli
 
 step "building the example guests for wasm32-wasip1"
 (cd examples && cargo build --release --locked --target wasm32-wasip1)

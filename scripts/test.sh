@@ -52,7 +52,7 @@ for dir in "${go_dirs[@]:1}"; do (cd "$dir" && GOOS=wasip1 GOARCH=wasm "$TROUPE_
 if [ -x benches/run.sh ]; then
   step "benchmark harness: smoke run (--quick)"
   # The troupe binary the VM tests just built: building it again with
-  # `-p troupe-vm` alone would compile wasmtime once more (other features).
+  # `-p troupe-cli` alone would compile wasmtime once more (other features).
   TROUPE_BIN="$TROUPE" bash benches/run.sh --quick --out "$CARGO_TARGET_DIR/bench-smoke"
   step "benchmark harness: fmt, clippy and its unit tests (its own workspace)"
   (cd benches && cargo fmt -- --check && cargo clippy --release --all-targets -- -D warnings \

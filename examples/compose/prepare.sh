@@ -13,7 +13,7 @@ if [ ! -x "$static" ]; then
   # gcc compiles wasmtime's few C files for musl; musl-tools is not needed.
   (cd "$root" && CC_x86_64_unknown_linux_musl=gcc CARGO_PROFILE_RELEASE_DEBUG=0 \
      CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --locked \
-     --target x86_64-unknown-linux-musl -p troupe-vm --bin troupe)
+     --target x86_64-unknown-linux-musl -p troupe-cli --bin troupe)
 fi
 if [ ! -f "$guests/workers.wasm" ] || [ ! -f "$guests/heartbeat.wasm" ] ||
    [ ! -f "$guests/kv-server.wasm" ] || [ ! -f "$guests/kv-client.wasm" ]; then

@@ -61,9 +61,9 @@ impl Sandbox for TroupeSandbox {
                 let _ = tx.send(run_plan(plan, &module, bytes));
             })
             .context("cannot start the VM's thread")?;
-        // A panic in the VM drops `tx`: the container then ends with 134
-        // instead of hanging.
-        Ok(rx.await.unwrap_or(troupe_shim::PANIC_EXIT))
+        // A panic in the VM drops `tx`: the container then ends with 134 (as
+        // a panic caught by `run_plan`) instead of hanging.
+        Ok(rx.await.unwrap_or_else(|_| troupe_vm::Exit::Panic.code()))
     }
 }
 

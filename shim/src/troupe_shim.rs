@@ -2,15 +2,10 @@
 //! the OCI process (args, env) and the container's mounts into a VM
 //! configuration and a root process, and run the VM.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use troupe_vm::cli::parse_size;
-use troupe_vm::{DirMapping, ExitReason, NetPolicy, RootOptions, RunError, Vm, VmConfig};
-
-/// The exit code of a container whose VM panicked (128 + SIGABRT).
-pub const PANIC_EXIT: i32 = troupe_abi::exit::TRAP;
+use troupe_vm::{parse_size, DirMapping, Exit, NetPolicy, RootOptions, Vm, VmConfig};
 
 /// Everything needed to run one container's VM.
 #[derive(Debug)]
@@ -177,9 +172,10 @@ fn unescape_octal(s: &str) -> String {
 }
 
 /// Runs the VM for a plan on the calling thread (which must not be inside a
-/// tokio runtime) and returns the container's exit code: the root process's
-/// code, 143 / 130 when stopped by SIGTERM / SIGINT, 134 for a trap in the
-/// root or a panic, 1 when the module cannot be loaded.
+/// tokio runtime) and returns the container's exit code, as `troupe run`
+/// does ([`Exit`]): the root process's code, 143 / 130 when stopped by
+/// SIGTERM / SIGINT, 134 for a trap in the root or a panic, 1 when the
+/// module cannot be loaded.
 pub fn run_plan(plan: Plan, module: &Path, bytes: Vec<u8>) -> i32 {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&plan.log))
@@ -198,36 +194,11 @@ pub fn run_plan(plan: Plan, module: &Path, bytes: Vec<u8>) -> i32 {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         Vm::new(config).and_then(|vm| vm.run(module, &bytes, root))
     }));
-    let code = match result {
-        Ok(Ok(reason)) => {
-            match &reason {
-                ExitReason::Trap(_) => eprintln!(
-                    "troupe: the root process (pid 1) trapped; exiting with {}",
-                    reason.exit_code()
-                ),
-                ExitReason::Stopped(code) => eprintln!(
-                    "troupe: stopped by signal {}; every process ended",
-                    code - 128
-                ),
-                _ => {}
-            }
-            reason.exit_code()
-        }
-        Ok(Err(e)) => {
-            eprintln!("troupe: {e}");
-            match e {
-                RunError::Start(_) | RunError::Engine(_) => 1,
-                _ => troupe_abi::exit::LOAD_ERROR,
-            }
-        }
-        Err(_) => {
-            eprintln!("troupe: the VM panicked; exiting with {PANIC_EXIT}");
-            PANIC_EXIT
-        }
+    let exit = match result {
+        Ok(run) => Exit::from(run),
+        Err(_) => Exit::Panic,
     };
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    code
+    exit.finish()
 }
 
 #[cfg(test)]

@@ -12,18 +12,20 @@
 //! (`scheduler`), a process's life (`lifecycle`, `hibernation`), the slot
 //! pool (`pool`), links and monitors (`links`), names (`registry`), timers
 //! (`timers`), processes (`process`), mailboxes (`mailbox`), memory budgets
-//! (`budget`), the module cache (`module_cache`), kernel limits ([`limits`])
-//! and the configuration (`config`).
+//! (`budget`), the module cache (`module_cache`), kernel limits ([`limits`]),
+//! the configuration (`config`), and [`Exit`]: how a run ends for the
+//! program that ran it (exit code and report), shared by the `troupe` CLI
+//! and the containerd shim.
 //!
-//! The `troupe` binary ([`cli`]) runs a module as the root process.
+//! The `troupe` binary (crate `troupe-cli`, folder `cli/`) runs a module as
+//! the root process.
 
 pub(crate) mod budget;
-pub mod cli;
 pub(crate) mod config;
 pub(crate) mod engine;
 pub(crate) mod error;
+mod exit;
 pub(crate) mod hibernation;
-pub mod image;
 pub(crate) mod lifecycle;
 pub mod limits;
 pub(crate) mod links;
@@ -44,10 +46,11 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 pub use config::{
-    DirMapping, Output, RootOptions, VmConfig, DEFAULT_MAX_MEMORY, DEFAULT_MAX_PROCESSES,
-    HOST_STACK_HEADROOM, MIN_WASM_STACK,
+    parse_size, DirMapping, Output, RootOptions, VmConfig, DEFAULT_MAX_MEMORY,
+    DEFAULT_MAX_PROCESSES, HOST_STACK_HEADROOM, MIN_WASM_STACK,
 };
 pub use error::RunError;
+pub use exit::Exit;
 pub use module_cache::LoadError;
 pub use troupe_host_api::{ExitReason, Limit, NetPolicy};
 pub use vm::Vm;

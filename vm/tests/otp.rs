@@ -5,7 +5,7 @@
 //! `ok: <check>` or `FAIL: <check>` per check.
 
 mod common;
-use common::{guest, run_case, text, troupe};
+use common::run_case;
 use troupe_vm::VmConfig;
 
 fn links(case: &str, expected: &[&str]) -> common::Run {
@@ -358,24 +358,4 @@ fn restart_latency_over_1000_crashes() {
     println!("{line}");
     let worst = micros(&r.stdout, "worst");
     assert!(worst < 2_000_000, "{}", r.stdout);
-}
-
-// The example.
-
-#[test]
-fn the_supervision_example_heals_its_crashes() {
-    let out = troupe(&["run", guest("supervision").to_str().unwrap()]);
-    let stdout = text(&out.stdout);
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    for line in [
-        "kv: the worker crashed on a bad request and was restarted (restarts: 1)",
-        "kv: the data survived the crash",
-        "the store is healthy after",
-    ] {
-        assert!(
-            stdout.contains(line),
-            "missing {line:?} in\n{stdout}\n{stderr}"
-        );
-    }
 }

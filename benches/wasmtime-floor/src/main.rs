@@ -103,7 +103,7 @@ struct Cli {
     #[arg(long, default_value_t = troupe_vm::DEFAULT_MAX_PROCESSES)]
     max_processes: u32,
     /// Memory reservation per slot, as `troupe run --max-memory` (e.g. 64M).
-    #[arg(long, value_parser = troupe_vm::cli::parse_size, default_value_t = troupe_vm::DEFAULT_MAX_MEMORY)]
+    #[arg(long, value_parser = troupe_vm::parse_size, default_value_t = troupe_vm::DEFAULT_MAX_MEMORY)]
     max_memory: u64,
     /// The module `spawn` instantiates (Troupe's guest of the same workload);
     /// with `idle`, keep uncalled instances of it instead of the WAT guest.

@@ -1,10 +1,10 @@
 //! Helpers shared by the integration tests: building the guest programs for
 //! `wasm32-wasip1` (once per test binary) and running them through the
-//! `troupe` binary or the library.
+//! library. (The tests that run the `troupe` binary are in `cli/tests`.)
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use troupe_vm::{ExitReason, Output as Stdio, RootOptions, Vm, VmConfig};
@@ -71,36 +71,6 @@ pub fn guest(name: &str) -> PathBuf {
     };
     assert!(path.exists(), "no guest {}", path.display());
     path
-}
-
-/// Runs the `troupe` binary.
-pub fn troupe(args: &[&str]) -> Output {
-    troupe_with_stdin(args, b"")
-}
-
-/// Runs the `troupe` binary with `stdin` as its standard input.
-pub fn troupe_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_troupe"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start troupe");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    // A guest's own Rust panic prints "thread '<unnamed>' panicked": that is
-    // a guest trap. A panic of the VM is on one of its named threads.
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for thread in [
-        "'main' panicked",
-        "'troupe-sched' panicked",
-        "'troupe-epoch' panicked",
-    ] {
-        assert!(!stderr.contains(thread), "the VM panicked: {stderr}");
-    }
-    out
 }
 
 pub fn text(bytes: &[u8]) -> String {

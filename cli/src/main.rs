@@ -1,5 +1,16 @@
+//! `troupe`: the command line of the Troupe VM, in wasmtime's style.
+//!
+//! - `troupe run [FLAGS] module.wasm [ARGS]...` runs a module as the root
+//!   process of a VM ([`cli`]); the exit code and the report come from
+//!   [`troupe_vm::Exit`], as in the containerd shim.
+//! - `troupe image -o app.tar module.wasm` packages a module as an OCI image
+//!   tarball ([`image`]).
+
 use clap::Parser;
 use std::io::Write;
+
+mod cli;
+mod image;
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -13,7 +24,7 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let code = troupe_vm::cli::main_with(troupe_vm::cli::Cli::parse());
+    let code = cli::main_with(cli::Cli::parse());
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     std::process::exit(code);

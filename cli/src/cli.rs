@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{DirMapping, RootOptions, VmConfig, DEFAULT_MAX_MEMORY};
-use crate::{ExitReason, RunError, Vm};
+use troupe_vm::DEFAULT_MAX_MEMORY;
+use troupe_vm::{parse_size, DirMapping, Exit, NetPolicy, RootOptions, Vm, VmConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,7 +54,7 @@ pub struct RunArgs {
         default_missing_value = "*",
         value_parser = parse_net
     )]
-    pub allow_net: Vec<troupe_host_api::NetPolicy>,
+    pub allow_net: Vec<NetPolicy>,
 
     /// Scheduler threads (default: one per core).
     #[arg(long, value_name = "N")]
@@ -119,8 +119,8 @@ fn parse_dir(s: &str) -> Result<DirMapping, String> {
     })
 }
 
-fn parse_net(s: &str) -> Result<troupe_host_api::NetPolicy, String> {
-    troupe_host_api::NetPolicy::parse(s)
+fn parse_net(s: &str) -> Result<NetPolicy, String> {
+    NetPolicy::parse(s)
 }
 
 fn parse_env(s: &str) -> Result<(String, Option<String>), String> {
@@ -130,23 +130,6 @@ fn parse_env(s: &str) -> Result<(String, Option<String>), String> {
         None if s.is_empty() => Err("expected KEY=VALUE or KEY".into()),
         None => Ok((s.to_owned(), None)),
     }
-}
-
-/// Parses `4096`, `64K`, `16M`, `1G` (binary units).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (digits, shift) = match t.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&t[..i], 10),
-        Some((i, 'm' | 'M')) => (&t[..i], 20),
-        Some((i, 'g' | 'G')) => (&t[..i], 30),
-        _ => (t, 0),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("expected a size such as 65536, 64K, 16M or 1G, got {s:?}"))?;
-    n.checked_shl(shift)
-        .filter(|v| v >> shift == n)
-        .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
 impl RunArgs {
@@ -180,10 +163,10 @@ impl RunArgs {
     }
 
     /// The network permission of every `--allow-net` together.
-    pub fn net_policy(&self) -> troupe_host_api::NetPolicy {
+    pub fn net_policy(&self) -> NetPolicy {
         self.allow_net
             .iter()
-            .fold(troupe_host_api::NetPolicy::deny(), |all, p| all.union(p))
+            .fold(NetPolicy::deny(), |all, p| all.union(p))
     }
 
     /// The root process's options these flags give.
@@ -230,29 +213,7 @@ pub fn main_with(cli: Cli) -> i32 {
                 }
             };
             let result = Vm::new(run.vm_config()).and_then(|vm| vm.run_file(&run.module(), root));
-            match result {
-                Ok(reason) => {
-                    match reason {
-                        ExitReason::Trap(_) => eprintln!(
-                            "troupe: the root process (pid 1) trapped; exiting with {}",
-                            reason.exit_code()
-                        ),
-                        ExitReason::Stopped(code) => eprintln!(
-                            "troupe: stopped by signal {}; every process ended",
-                            code - 128
-                        ),
-                        _ => {}
-                    }
-                    reason.exit_code()
-                }
-                Err(e) => {
-                    eprintln!("troupe: {e}");
-                    match e {
-                        RunError::Start(_) | RunError::Engine(_) => 1,
-                        _ => troupe_abi::exit::LOAD_ERROR,
-                    }
-                }
-            }
+            Exit::from(result).finish()
         }
     }
 }
@@ -260,19 +221,6 @@ pub fn main_with(cli: Cli) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_accept_binary_suffixes_and_reject_garbage() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("64K"), Ok(64 << 10));
-        assert_eq!(parse_size("16m"), Ok(16 << 20));
-        assert_eq!(parse_size("2G"), Ok(2 << 30));
-        assert!(parse_size("12Q").is_err());
-        assert!(parse_size("").is_err());
-        assert!(parse_size("99999999999999G")
-            .unwrap_err()
-            .contains("too large"));
-    }
 
     #[test]
     fn dirs_map_host_to_guest_like_wasmtime() {

@@ -264,3 +264,23 @@ fn sigterm_stops_every_process_and_exits_143_and_sigint_130() {
         );
     }
 }
+
+// The OTP example (the OTP tests are in vm/tests/otp.rs).
+
+#[test]
+fn the_supervision_example_heals_its_crashes() {
+    let out = troupe(&["run", guest("supervision").to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    for line in [
+        "kv: the worker crashed on a bad request and was restarted (restarts: 1)",
+        "kv: the data survived the crash",
+        "the store is healthy after",
+    ] {
+        assert!(
+            stdout.contains(line),
+            "missing {line:?} in\n{stdout}\n{stderr}"
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! Helpers shared by the CLI's integration tests: building the guest
+//! programs for `wasm32-wasip1` (once per test binary) and running them
+//! through the `troupe` binary. A copy of the part of `vm/tests/common` these
+//! tests need (cargo gives `CARGO_BIN_EXE_troupe` to this package's tests
+//! only); the guests are built into the same place, so once for both.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use troupe_vm::VmConfig;
+
+/// The repository root. `cargo test` sets `CARGO_MANIFEST_DIR` when it runs a
+/// test, so the checkout being tested wins over the one the binary was
+/// compiled in (a target dir shared by two clones can hand one the other's
+/// binary).
+pub fn repo() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// Where the guests are built: the cargo target dir's tmp folder, so a kept
+/// target dir keeps them too.
+fn guest_target() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guests")
+}
+
+fn cargo_build_wasm(manifest: &Path, extra: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--manifest-path",
+        ])
+        .arg(manifest)
+        .args(extra)
+        .env("CARGO_TARGET_DIR", guest_target())
+        .status()
+        .expect("run cargo to build the guests");
+    assert!(
+        status.success(),
+        "building guests from {} failed (is the wasm32-wasip1 target installed? \
+         `rustup target add wasm32-wasip1`)",
+        manifest.display()
+    );
+}
+
+/// The path of a built guest: an example (`ping-pong`), a test guest
+/// (`spawn_many`) or the SDK's `selftest`.
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        cargo_build_wasm(&repo().join("examples/Cargo.toml"), &[]);
+        cargo_build_wasm(&repo().join("vm/tests/guests/Cargo.toml"), &[]);
+        cargo_build_wasm(
+            &repo().join("guest-sdk/rust/Cargo.toml"),
+            &["--example", "selftest"],
+        );
+    });
+    let dir = guest_target().join("wasm32-wasip1/release");
+    let path = if name == "selftest" {
+        dir.join("examples/selftest.wasm")
+    } else {
+        dir.join(format!("{name}.wasm"))
+    };
+    assert!(path.exists(), "no guest {}", path.display());
+    path
+}
+
+/// Runs the `troupe` binary.
+pub fn troupe(args: &[&str]) -> Output {
+    troupe_with_stdin(args, b"")
+}
+
+/// Runs the `troupe` binary with `stdin` as its standard input.
+pub fn troupe_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start troupe");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    // A guest's own Rust panic prints "thread '<unnamed>' panicked": that is
+    // a guest trap. A panic of the VM is on one of its named threads.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for thread in [
+        "'main' panicked",
+        "'troupe-sched' panicked",
+        "'troupe-epoch' panicked",
+    ] {
+        assert!(!stderr.contains(thread), "the VM panicked: {stderr}");
+    }
+    out
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A config for `n` live processes; fails with the fix if the kernel's
+/// `vm.max_map_count` is too low (the test scripts raise it).
+pub fn pool(n: u32) -> VmConfig {
+    let needed = u64::from(n) * troupe_vm::limits::MAPS_PER_PROCESS;
+    let max = troupe_vm::limits::max_map_count().unwrap_or(u64::MAX);
+    assert!(
+        max >= needed,
+        "this test needs vm.max_map_count >= {needed} (it is {max}): run \
+         `sysctl -w vm.max_map_count=16777216` as root, as scripts/test.sh does"
+    );
+    VmConfig::new().max_processes(n)
+}
+
+/// The Go toolchain the Go guests are built with: `$TROUPE_GO`, else the Go
+/// 1.23 that `scripts/test.sh` installs. Go guests need Go >= 1.21
+/// (`GOOS=wasip1`); a missing toolchain fails the test with the fix.
+fn go_toolchain() -> PathBuf {
+    let go = std::env::var_os("TROUPE_GO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/go-1.23/bin/go"));
+    let version = Command::new(&go).arg("version").output();
+    match version {
+        Ok(out) if out.status.success() => go,
+        _ => panic!(
+            "no Go toolchain at {} (Go >= 1.21 builds the Go guests): run scripts/test.sh, \
+             which installs Go 1.23 from bookworm-backports (install_go in scripts/env.sh), \
+             or set TROUPE_GO",
+            go.display()
+        ),
+    }
+}
+
+/// The path of a built Go guest: an example (`go-hello`, `go-ping-pong`,
+/// `go-workers`, `mixed`), the Go SDK's `selftest`, or the Go SDK's unit
+/// tests compiled for wasm (`sdk-tests-troupe`, `sdk-tests-bincode`,
+/// `sdk-tests-abi`), all built once per test binary with `GOOS=wasip1
+/// GOARCH=wasm` into the cargo target dir's tmp folder (`go-guests`), with
+/// only the standard library (no module proxy).
+pub fn go_guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("go-guests");
+    BUILT.get_or_init(|| {
+        let go = go_toolchain();
+        let root = repo();
+        let sdk = root.join("guest-sdk/go");
+        let builds = [
+            ("go-hello", root.join("examples/go-hello"), "build", "."),
+            (
+                "go-ping-pong",
+                root.join("examples/go-ping-pong"),
+                "build",
+                ".",
+            ),
+            ("go-workers", root.join("examples/go-workers"), "build", "."),
+            ("mixed", root.join("examples/mixed"), "build", "."),
+            (
+                "go-worker",
+                root.join("examples/go-supervised/worker"),
+                "build",
+                ".",
+            ),
+            ("go-echo", root.join("examples/go-echo"), "build", "."),
+            ("selftest", sdk.clone(), "build", "./examples/selftest"),
+            ("netcheck", sdk.clone(), "build", "./examples/netcheck"),
+            ("sdk-tests-troupe", sdk.clone(), "test", "."),
+            ("sdk-tests-bincode", sdk.clone(), "test", "./bincode"),
+            ("sdk-tests-abi", sdk.clone(), "test", "./abi"),
+        ];
+        for (name, dir, command, package) in builds {
+            let mut go_cmd = Command::new(&go);
+            go_cmd.arg(command);
+            if command == "test" {
+                go_cmd.arg("-c"); // compile the test binary, do not run it
+            }
+            let status = go_cmd
+                .arg("-o")
+                .arg(out.join(format!("{name}.wasm")))
+                .arg(package)
+                .current_dir(&dir)
+                .env("GOOS", "wasip1")
+                .env("GOARCH", "wasm")
+                .env("GOFLAGS", "-mod=mod")
+                .env("GOPROXY", "off")
+                .env("GOTOOLCHAIN", "local")
+                .env("GOCACHE", out.join("cache"))
+                .env("GOPATH", out.join("gopath"))
+                .status()
+                .expect("run go build");
+            assert!(
+                status.success(),
+                "go {command} {package} in {} failed",
+                dir.display()
+            );
+        }
+    });
+    let path = out.join(format!("{name}.wasm"));
+    assert!(path.exists(), "no Go guest {}", path.display());
+    path
+}
