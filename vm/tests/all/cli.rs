@@ -2,8 +2,7 @@
 //! under wasmtime's CLI, errors are clear and never panics, and the examples
 //! do what their READMEs say.
 
-mod common;
-use common::{guest, text, troupe, troupe_with_stdin};
+use crate::common::{guest, text, troupe, troupe_with_stdin};
 
 #[test]
 fn hello_gets_args_env_dirs_stdin_and_exit_code_like_wasmtime() {

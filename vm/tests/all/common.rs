@@ -22,30 +22,42 @@ pub fn repo() -> PathBuf {
         .to_owned()
 }
 
-/// Where the guests are built: the cargo target dir's tmp folder, so a kept
-/// target dir keeps them too.
-fn guest_target() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guests")
+/// The cargo target dir this test binary was built in (its `tmp` folder's
+/// parent). The guests are built there too, by the wasm32-wasip1 workspace,
+/// into `wasm32-wasip1/release`: where the scripts build them
+/// (`build_guests` in scripts/env.sh), with the same command, so whichever
+/// runs second finds nothing to do.
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
-fn cargo_build_wasm(manifest: &Path, extra: &[&str]) {
+/// Builds every guest of the wasm32-wasip1 workspace (`wasm/Cargo.toml`):
+/// the examples, the test guests, the benchmark guest and the SDK's
+/// `selftest` example. The same command as `build_guests` in scripts/env.sh.
+fn build_guests() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = repo().join("wasm/Cargo.toml");
     let status = Command::new(cargo)
         .args([
             "build",
             "--release",
             "--target",
             "wasm32-wasip1",
+            "--workspace",
+            "--bins",
+            "--examples",
             "--manifest-path",
         ])
-        .arg(manifest)
-        .args(extra)
-        .env("CARGO_TARGET_DIR", guest_target())
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", target_dir())
         .status()
         .expect("run cargo to build the guests");
     assert!(
         status.success(),
-        "building guests from {} failed (is the wasm32-wasip1 target installed? \
+        "building the guests of {} failed (is the wasm32-wasip1 target installed? \
          `rustup target add wasm32-wasip1`)",
         manifest.display()
     );
@@ -55,15 +67,8 @@ fn cargo_build_wasm(manifest: &Path, extra: &[&str]) {
 /// (`spawn_many`) or the SDK's `selftest`.
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        cargo_build_wasm(&repo().join("examples/Cargo.toml"), &[]);
-        cargo_build_wasm(&repo().join("vm/tests/guests/Cargo.toml"), &[]);
-        cargo_build_wasm(
-            &repo().join("guest-sdk/rust/Cargo.toml"),
-            &["--example", "selftest"],
-        );
-    });
-    let dir = guest_target().join("wasm32-wasip1/release");
+    BUILT.get_or_init(build_guests);
+    let dir = target_dir().join("wasm32-wasip1/release");
     let path = if name == "selftest" {
         dir.join("examples/selftest.wasm")
     } else {

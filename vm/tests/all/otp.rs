@@ -4,8 +4,7 @@
 //! runs a case of a guest in vm/tests/guests/src/bin/otp_*.rs, which prints
 //! `ok: <check>` or `FAIL: <check>` per check.
 
-mod common;
-use common::{guest, run_case, text, troupe};
+use crate::common::{self, guest, run_case, text, troupe};
 use troupe_vm::VmConfig;
 
 fn links(case: &str, expected: &[&str]) -> common::Run {

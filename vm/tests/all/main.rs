@@ -1,0 +1,20 @@
+//! The VM's integration tests: one test binary, as wasmtime's `tests/all`
+//! (one link of the VM instead of one per file, and the guests built once).
+//! Each module is what was a test file; `common` holds their helpers.
+//!
+//! cargo runs the tests of one binary side by side on threads, so nothing
+//! here may change the process for the others: no environment variables, no
+//! current directory, no signal handlers of its own. What needs a process
+//! runs one (`troupe` through [`common::troupe`], Go builds); the fuzzer of
+//! the ABI, which installs a panic hook and wants the machine to itself, is
+//! the other test binary, `tests/fuzz_abi.rs`.
+
+mod common;
+
+mod chaos;
+mod cli;
+mod go;
+mod net;
+mod otp;
+mod processes;
+mod sandbox;
