@@ -7,18 +7,15 @@
 #   benches/kv.sh                    # full run: 3 x 5 s per cell, about 2 min
 #   benches/kv.sh --conns 1,100 --duration 10s --reps 5 --threads 2
 # Builds (release), unless given:
-#   - the Troupe VM of this checkout (CARGO_TARGET_DIR, default /var/tmp/troupe-target),
-#     unless TROUPE_BIN or --troupe names one;
-#   - kv-server.wasm (the examples workspace, same target dir), unless --wasm names one;
-#   - kv-load and kv-native (examples/kv-server/load, KV_LOAD_TARGET_DIR, default
-#     /var/tmp/troupe-kv-load-target);
-#   - the runner kv-bench (this crate, default /var/tmp/troupe-benches-target).
+#   - the Troupe VM of this checkout, unless TROUPE_BIN or --troupe names one;
+#   - kv-server.wasm (the wasm32-wasip1 workspace, wasm/), unless --wasm names one;
+#   - kv-load and kv-native (examples/kv-server/load);
+#   - the runner kv-bench (this crate);
+# all in one target dir (CARGO_TARGET_DIR, default /var/tmp/troupe-target).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
-bench_target="${CARGO_TARGET_DIR:-/var/tmp/troupe-benches-target}"
-vm_target="${CARGO_TARGET_DIR:-/var/tmp/troupe-target}"
-load_target="${KV_LOAD_TARGET_DIR:-/var/tmp/troupe-kv-load-target}"
+target="${CARGO_TARGET_DIR:-/var/tmp/troupe-target}"
 
 args=("$@")
 # Whether the flag $1 was given (as `--flag value` or `--flag=value`).
@@ -48,18 +45,20 @@ if [ "$hard" = unlimited ]; then hard=1048576; fi
 ulimit -Sn "$hard" 2>/dev/null || echo "kv.sh: warning: cannot raise ulimit -n to $hard" >&2
 
 echo "kv.sh: building kv-bench, kv-load and kv-native (release) ..." >&2
-CARGO_TARGET_DIR="$bench_target" cargo build --release --quiet \
+# Each package alone (`-p`, by its manifest): their tokio keeps its own
+# features, not the whole workspace's.
+CARGO_TARGET_DIR="$target" cargo build --release --quiet --locked \
   --manifest-path "$here/Cargo.toml" --bin kv-bench
-CARGO_TARGET_DIR="$load_target" cargo build --release --quiet --locked \
+CARGO_TARGET_DIR="$target" cargo build --release --quiet --locked \
   --manifest-path "$repo/examples/kv-server/load/Cargo.toml"
 
-extra=(--load-bin "$load_target/release")
+extra=(--load-bin "$target/release")
 if troupe_wanted; then
   if [ -z "${TROUPE_BIN:-}" ] && ! given --troupe; then
     echo "kv.sh: building the Troupe VM (release) ..." >&2
-    CARGO_TARGET_DIR="$vm_target" cargo build --release --quiet --locked \
+    CARGO_TARGET_DIR="$target" cargo build --release --quiet --locked \
       --manifest-path "$repo/Cargo.toml" --bin troupe
-    export TROUPE_BIN="$vm_target/release/troupe"
+    export TROUPE_BIN="$target/release/troupe"
   fi
   if ! given --wasm; then
     echo "kv.sh: building examples/kv-server (wasm32-wasip1, release) ..." >&2
@@ -67,10 +66,10 @@ if troupe_wanted; then
       rustup target add wasm32-wasip1 >/dev/null 2>&1 ||
         echo "kv.sh: warning: rustup target add wasm32-wasip1 failed" >&2
     fi
-    (cd "$repo/examples" && CARGO_TARGET_DIR="$vm_target" cargo build --release --quiet \
-      --locked --target wasm32-wasip1 -p kv-server)
-    extra+=(--wasm "$vm_target/wasm32-wasip1/release/kv-server.wasm")
+    CARGO_TARGET_DIR="$target" cargo build --release --quiet --locked \
+      --manifest-path "$repo/wasm/Cargo.toml" -p kv-server --target wasm32-wasip1
+    extra+=(--wasm "$target/wasm32-wasip1/release/kv-server.wasm")
   fi
 fi
 export TROUPE_BENCHES_DIR="$here"
-exec "$bench_target/release/kv-bench" "${extra[@]}" "$@"
+exec "$target/release/kv-bench" "${extra[@]}" "$@"

@@ -9,9 +9,9 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
-bench_target="${CARGO_TARGET_DIR:-/var/tmp/troupe-benches-target}"
-vm_target="${CARGO_TARGET_DIR:-/var/tmp/troupe-target}"
-guests_target="${TROUPE_GUESTS_TARGET_DIR:-/var/tmp/troupe-bench-guests}"
+# One target dir for both cargo workspaces (the host's, the repository's
+# root, and wasm32-wasip1's, wasm/), as scripts/env.sh has it.
+target="${CARGO_TARGET_DIR:-/var/tmp/troupe-target}"
 
 args=("$@")
 # Whether the flag $1 was given (as `--flag value` or `--flag=value`).
@@ -38,16 +38,18 @@ troupe_wanted() {
   return 0
 }
 
-CARGO_TARGET_DIR="$bench_target" cargo build --release --quiet \
+# The harness alone (`-p`, by its manifest): its tokio and clap keep their own
+# features, not the whole workspace's.
+CARGO_TARGET_DIR="$target" cargo build --release --quiet --locked \
   --manifest-path "$here/Cargo.toml" --bins
 
 extra=()
 if troupe_wanted; then
   if [ -z "${TROUPE_BIN:-}" ] && ! given --troupe; then
     echo "run.sh: building the Troupe VM and the wasmtime floor (release) ..." >&2
-    CARGO_TARGET_DIR="$vm_target" cargo build --release --quiet --locked \
+    CARGO_TARGET_DIR="$target" cargo build --release --quiet --locked \
       --manifest-path "$repo/Cargo.toml" --bin troupe --bin wasmtime-floor
-    export TROUPE_BIN="$vm_target/release/troupe"
+    export TROUPE_BIN="$target/release/troupe"
   fi
   if ! given --guests; then
     echo "run.sh: building the Troupe guests (wasm32-wasip1, release) ..." >&2
@@ -55,10 +57,10 @@ if troupe_wanted; then
       rustup target add wasm32-wasip1 >/dev/null 2>&1 ||
         echo "run.sh: warning: rustup target add wasm32-wasip1 failed" >&2
     fi
-    CARGO_TARGET_DIR="$guests_target" cargo build --release --quiet \
-      --manifest-path "$here/guests/Cargo.toml" --target wasm32-wasip1
-    extra+=(--guests "$guests_target/wasm32-wasip1/release")
+    CARGO_TARGET_DIR="$target" cargo build --release --quiet --locked \
+      --manifest-path "$repo/wasm/Cargo.toml" -p troupe-bench-guests --target wasm32-wasip1
+    extra+=(--guests "$target/wasm32-wasip1/release")
   fi
 fi
 export TROUPE_BENCHES_DIR="$here"
-exec "$bench_target/release/bench" ${extra[@]+"${extra[@]}"} "$@"
+exec "$target/release/bench" ${extra[@]+"${extra[@]}"} "$@"

@@ -31,10 +31,10 @@ if [ -z "$troupe" ]; then
   troupe="$vm_target/release/troupe"
 fi
 if [ -z "$guests" ]; then
-  guests_target="${TROUPE_GUESTS_TARGET_DIR:-/var/tmp/troupe-bench-guests}"
   rustup target add wasm32-wasip1 >/dev/null
-  (cd "$here/guests" && CARGO_TARGET_DIR="$guests_target" cargo build --release --target wasm32-wasip1)
-  guests="$guests_target/wasm32-wasip1/release"
+  CARGO_TARGET_DIR="$vm_target" cargo build --release --locked --target wasm32-wasip1 \
+    --manifest-path "$repo/wasm/Cargo.toml" -p troupe-bench-guests
+  guests="$vm_target/wasm32-wasip1/release"
 fi
 bench="$guests/bench.wasm"
 [ -f "$bench" ] || { echo "soak.sh: no $bench" >&2; exit 1; }

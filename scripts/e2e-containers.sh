@@ -75,11 +75,9 @@ CC_x86_64_unknown_linux_musl=gcc CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_REL
   cargo build --release --locked \
   --target x86_64-unknown-linux-musl -p troupe-cli --bin troupe ||
   die "cargo build (static troupe) failed"
-(cd examples && cargo build --release --locked --target wasm32-wasip1) ||
-  die "building the example guests failed"
-# The hostile test guest, for the shim under faults.
-(cd vm/tests/guests && cargo build --release --target wasm32-wasip1 --bin hostile) ||
-  die "building the hostile test guest failed"
+# Every guest (the examples, and the hostile test guest for the shim under
+# faults), as test.sh and the VM's tests build them: nothing to do after them.
+build_guests --locked || die "building the guests failed"
 echo "builds took $(( $(date +%s) - t_build )) s"
 SHIM_BIN="$CARGO_TARGET_DIR/release/containerd-shim-troupe-v1"
 STATIC_TROUPE="$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/troupe"

@@ -3,8 +3,20 @@
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/troupe-target}"
 TROUPE="$CARGO_TARGET_DIR/release/troupe"
 GUESTS="$CARGO_TARGET_DIR/wasm32-wasip1/release"
+# The two cargo workspaces: the host's (the repository's root: the VM, the
+# host API, the shim, the benchmarks' host side) and wasm32-wasip1's (the
+# Rust SDK, the examples, the test and benchmark guests). One target dir.
+WASM_MANIFEST="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/wasm/Cargo.toml"
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# Builds every guest of the wasm32-wasip1 workspace into $GUESTS, once: the
+# VM's tests run the same command (vm/tests/all/common.rs), so whichever comes
+# second has nothing to do. Extra arguments (say --locked) are passed on.
+build_guests() {
+  cargo build --release --target wasm32-wasip1 --workspace --bins --examples \
+    --manifest-path "$WASM_MANIFEST" "$@"
+}
 
 # Each live process holds about six kernel memory mappings; the kernel's
 # default vm.max_map_count (65530) caps a VM near 10,000 processes. Raise it

@@ -1,42 +1,65 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, the VM's unit and integration
-# tests (which build the guests for wasm32-wasip1), the Rust SDK's host
-# tests, and a smoke run of the benchmark harness. CI runs exactly this.
+# The test suite. CI runs exactly `scripts/test.sh` (via .ci/run).
+#   bash scripts/test.sh          # everything: installs what is missing
+#                                 # (scripts/install.sh), then every check below
+#   bash scripts/test.sh --quick  # day to day: fmt, clippy, the unit tests and
+#                                 # the host-api, ABI and SDK tests; installs
+#                                 # nothing, no guests run in the VM, no
+#                                 # containers, no benchmarks, no chaos or fuzz
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+quick=0
+case "${1:-}" in
+  --quick) quick=1 ;;
+  "") ;;
+  *) echo "usage: scripts/test.sh [--quick]" >&2; exit 2 ;;
+esac
 start=$(date +%s)
 
-step "toolchain"
-rustup target add wasm32-wasip1
-rustup component add rustfmt clippy >/dev/null 2>&1 || true
-install_go
-raise_map_count
-# The shim's build needs protoc and libseccomp; the container tests need
-# containerd, docker.io, docker-compose and the musl target.
-bash scripts/e2e-containers.sh --install
-install_build_deps
+if [ $quick = 0 ]; then
+  bash scripts/install.sh
+fi
 
-step "cargo fmt --check"
+step "cargo fmt --check (host and wasm32-wasip1 workspaces)"
 cargo fmt --all -- --check
-(cd guest-sdk/rust && cargo fmt -- --check)
-(cd examples && cargo fmt --all -- --check)
-(cd vm/tests/guests && cargo fmt -- --check)
+cargo fmt --all --manifest-path "$WASM_MANIFEST" -- --check
 
-step "cargo clippy (VM workspace, SDK and guests for wasm32-wasip1)"
-cargo clippy --release --locked --all-targets -- -D warnings
-(cd guest-sdk/rust && cargo clippy --release --target wasm32-wasip1 --all-targets -- -D warnings)
-(cd examples && cargo clippy --release --locked --target wasm32-wasip1 -- -D warnings)
-(cd vm/tests/guests && cargo clippy --release --target wasm32-wasip1 -- -D warnings)
+step "cargo clippy (host workspace; wasm32-wasip1 workspace)"
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
+cargo clippy --release --locked --manifest-path "$WASM_MANIFEST" --target wasm32-wasip1 \
+  --workspace --all-targets -- -D warnings
 
-step "VM: unit, integration and doc tests (release)"
-cargo test --release --locked
+if [ $quick = 1 ]; then
+  step "unit tests (host workspace), host-api and ABI tests (release)"
+  cargo test --release --locked --workspace --lib --bins
+  cargo test --release --locked --workspace --doc
+  cargo test --release --locked -p troupe-abi --features serde
+  step "Rust guest SDK: host tests"
+  cargo test --release --locked --manifest-path "$WASM_MANIFEST" -p troupe
+  if [ -x "$TROUPE_GO" ]; then
+    step "Go guest SDK: native tests (its ABI mirror among them)"
+    (cd guest-sdk/go && GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local "$TROUPE_GO" test ./...)
+  else
+    echo "note: no Go at $TROUPE_GO: the Go SDK's tests were skipped (scripts/install.sh installs it)" >&2
+  fi
+  echo
+  echo "quick checks passed in $(( $(date +%s) - start )) s"
+  exit 0
+fi
+
+step "the guests (wasm32-wasip1 workspace, release), once for every test below"
+build_guests --locked
+
+step "host workspace: unit, integration (vm/tests/all, vm/tests/fuzz_abi.rs, cli/tests/all) and doc tests (release)"
+cargo test --release --locked --workspace
+cargo test --release --locked -p troupe-abi --features serde
 
 step "containers: the shim, troupe image, compose, CRI (own containerd and dockerd)"
 bash scripts/e2e-containers.sh
 
 step "Rust guest SDK: host tests"
-(cd guest-sdk/rust && cargo test --release)
+cargo test --release --locked --manifest-path "$WASM_MANIFEST" -p troupe
 
 step "Go guest SDK: gofmt, go vet (native and wasip1), native tests"
 # Only Go's standard library is used: no module proxy.
@@ -50,13 +73,11 @@ if [ -n "$unformatted" ]; then echo "not gofmt-ed: $unformatted" >&2; exit 1; fi
 for dir in "${go_dirs[@]:1}"; do (cd "$dir" && GOOS=wasip1 GOARCH=wasm "$TROUPE_GO" vet .); done
 
 if [ -x benches/run.sh ]; then
+  # The harness's fmt, clippy and unit tests ran above (a host workspace member).
   step "benchmark harness: smoke run (--quick)"
   # The troupe binary the VM tests just built: building it again with
   # `-p troupe-cli` alone would compile wasmtime once more (other features).
   TROUPE_BIN="$TROUPE" bash benches/run.sh --quick --out "$CARGO_TARGET_DIR/bench-smoke"
-  step "benchmark harness: fmt, clippy and its unit tests (its own workspace)"
-  (cd benches && cargo fmt -- --check && cargo clippy --release --all-targets -- -D warnings \
-    && cargo test --release)
   step "network benchmark: smoke run (benches/kv.sh --quick)"
   TROUPE_BIN="$TROUPE" bash benches/kv.sh --quick --out "$CARGO_TARGET_DIR/kv-smoke"
 fi

@@ -1,5 +1,8 @@
 //! Helpers shared by the benchmark runners: `bench` (the workloads) and
-//! `kv-bench` (the network benchmark).
+//! `kv-bench` (the network benchmark); and, in [`baseline`], what the native
+//! baselines share (the tokio baseline here, and the wasmtime floor).
+
+pub mod baseline;
 
 use std::io::Read;
 use std::path::PathBuf;

@@ -32,7 +32,7 @@ pub struct VmConfig {
 /// that no guest, however deep it recurses, overflows the stack in host code
 /// (which would abort the VM rather than trap the guest). Wasmtime's own
 /// default leaves 1.5 MiB; the VM's host calls were measured to need less
-/// than a quarter of this (vm/tests/sandbox.rs sweeps every depth).
+/// than a quarter of this (cli/tests/all/sandbox.rs sweeps every depth).
 pub const HOST_STACK_HEADROOM: usize = 256 << 10;
 /// The least stack Wasm code gets, whatever [`VmConfig::stack_size`] says.
 pub const MIN_WASM_STACK: usize = 32 << 10;

@@ -107,7 +107,7 @@ pub fn engine_config(config: &VmConfig) -> Config {
     // keeps its resident pages (see above), its RSS climbs towards the
     // pool's size times those pages. So the slots holding pages are about
     // as many as the most processes alive at once. (The stack pool already
-    // works this way; vm/tests/chaos.rs shows the plateau.)
+    // works this way; cli/tests/all/chaos.rs shows the plateau.)
     pool.max_unused_warm_slots(0);
     let mut wasm = Config::new();
     wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))

@@ -14,9 +14,15 @@
 //! For hours: `TROUPE_FUZZ_SECS=3600 cargo test --release -p troupe-vm
 //! --test fuzz_abi -- --nocapture`. A failure names its seed; replay it with
 //! `TROUPE_FUZZ_SEED=N` (one case, its guest printed).
+//!
+//! A test binary of its own, not a module of `tests/all` (as wasmtime keeps
+//! a few): it installs a process-wide panic hook that fails the run on a
+//! panic of any VM thread in the process, and its budget of seconds is worth
+//! the cases it runs only with the machine to itself (cargo runs test
+//! binaries one after another, the tests of one binary side by side). So it
+//! shares no helpers with `all`; the three it needs are at the end.
 
-mod common;
-
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
@@ -95,7 +101,7 @@ fn kind_of(name: &str, is64: bool) -> Kind {
 
 /// Every host function the spec documents, by namespace.
 fn spec_functions() -> Vec<HostFn> {
-    let spec = std::fs::read_to_string(common::repo().join("host-api/SPEC.md")).unwrap();
+    let spec = std::fs::read_to_string(repo().join("host-api/SPEC.md")).unwrap();
     let mut module = None;
     let mut fns = Vec::new();
     for line in spec.lines() {
@@ -399,7 +405,7 @@ fn run_case(seed: u64, fns: &[HostFn]) -> Result<(), String> {
     let outcome = rx
         .recv_timeout(Duration::from_secs(60))
         .map_err(|_| "the VM did not end within 60 s".to_string())?;
-    let stderr = common::text(&stderr.contents());
+    let stderr = text(&stderr.contents());
     if VM_PANICKED.load(Ordering::SeqCst) {
         return Err(format!("the VM panicked: {}", LAST_PANIC.lock().unwrap()));
     }
@@ -417,7 +423,7 @@ fn run_case(seed: u64, fns: &[HostFn]) -> Result<(), String> {
 
 #[test]
 fn random_host_calls_from_random_guests_never_break_the_vm() {
-    let _ = common::pool(64);
+    assert_map_count_for(64);
     watch_panics();
     let fns = spec_functions();
     if let Ok(seed) = std::env::var("TROUPE_FUZZ_SEED") {
@@ -452,5 +458,32 @@ fn random_host_calls_from_random_guests_never_break_the_vm() {
         seed - start_seed,
         started.elapsed(),
         fns.len()
+    );
+}
+
+/// The repository root. `cargo test` sets `CARGO_MANIFEST_DIR` when it runs a
+/// test, so the checkout being tested wins over the one the binary was
+/// compiled in.
+fn repo() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Fails with the fix if the kernel's `vm.max_map_count` is too low for `n`
+/// live processes (the test scripts raise it).
+fn assert_map_count_for(n: u64) {
+    let needed = n * troupe_vm::limits::MAPS_PER_PROCESS;
+    let max = troupe_vm::limits::max_map_count().unwrap_or(u64::MAX);
+    assert!(
+        max >= needed,
+        "this test needs vm.max_map_count >= {needed} (it is {max}): run \
+         `sysctl -w vm.max_map_count=16777216` as root, as scripts/test.sh does"
     );
 }

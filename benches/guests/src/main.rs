@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use troupe::{receive_tagged, send_tagged, spawn, Mailbox, Process, SpawnOptions};
 
-#[path = "../../kernels.rs"]
-mod kernels;
-use kernels::{memloop, xorshift32, XORSHIFT_SEED};
+use troupe_bench_kernels::{memloop, xorshift32, XORSHIFT_SEED};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -14,12 +14,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use tokio::sync::{mpsc, oneshot};
 
-#[path = "../../baseline.rs"]
-mod baseline;
-#[path = "../../kernels.rs"]
-mod kernels;
-use baseline::{ms, parse_params, print_line, workload_name, Countdown, Memory, Outcome};
-use kernels::{memloop, xorshift32, XORSHIFT_SEED};
+use troupe_bench_kernels::{memloop, xorshift32, XORSHIFT_SEED};
+use troupe_benches::baseline::{
+    ms, parse_params, print_line, workload_name, Countdown, Memory, Outcome,
+};
 
 #[derive(Parser, Debug)]
 #[command(about = "tokio baseline for the Troupe benchmarks (prints one JSON line)")]

@@ -30,9 +30,9 @@ use clap::{Parser, ValueEnum};
 use tokio::sync::{mpsc, oneshot};
 use troupe_vm::bench::{engine_config, scheduler_builder};
 
-#[path = "../../baseline.rs"]
-mod baseline;
-use baseline::{parse_params, print_line, workload_name, Countdown, Memory, Outcome};
+use troupe_benches::baseline::{
+    parse_params, print_line, workload_name, Countdown, Memory, Outcome,
+};
 use troupe_vm::VmConfig;
 use wasmtime::{AsContextMut, Caller, Engine, InstancePre, Linker, Module, Store, UpdateDeadline};
 

@@ -34,8 +34,7 @@ use troupe::{
     Server, Strategy, Supervisor, SupervisorSpec,
 };
 
-mod protocol;
-use protocol::{parse, Command, Reply, Request};
+use kv_protocol::{self as protocol, parse, Command, Reply, Request};
 
 /// The name the store is registered under.
 const STORE: &str = "kv-store";

@@ -49,10 +49,7 @@ struct Cli {
     wasmtime_floor: Option<PathBuf>,
     /// Directory holding the Troupe guests (<workload>.wasm or bench.wasm);
     /// the default is where run.sh builds benches/guests.
-    #[arg(
-        long,
-        default_value = "/var/tmp/troupe-bench-guests/wasm32-wasip1/release"
-    )]
+    #[arg(long, default_value = "/var/tmp/troupe-target/wasm32-wasip1/release")]
     guests: PathBuf,
     /// Skip idle cases with more processes than this (e.g. 100000 to skip 1M).
     #[arg(long, default_value_t = 1_000_000)]

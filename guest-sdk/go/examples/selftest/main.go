@@ -1,7 +1,7 @@
 // Command selftest exercises the Go SDK against the Troupe VM: every public
 // function, the errors the host reports, and what blocks what. It prints
 // "selftest: NAME: ok" per check and ends with "selftest: all ok" (exit 0),
-// or names what failed (exit 1). vm/tests/go.rs runs it.
+// or names what failed (exit 1). vm/tests/all/go.rs runs it.
 //
 //	GOOS=wasip1 GOARCH=wasm go build -o selftest.wasm ./examples/selftest
 //	troupe run --dir /tmp::/data selftest.wasm one two

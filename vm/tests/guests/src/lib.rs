@@ -1,4 +1,4 @@
-//! What the test guests share: the line format vm/tests/*.rs asserts on.
+//! What the test guests share: the line format vm/tests/all asserts on.
 
 /// Prints `ok: <what>` or `FAIL: <what>`.
 pub fn check(ok: bool, what: &str) {

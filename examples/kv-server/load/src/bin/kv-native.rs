@@ -19,11 +19,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-/// The protocol and the store's operations, the very code of the Troupe
-/// server (`examples/kv-server/src/protocol.rs`).
-#[path = "../../../src/protocol.rs"]
-mod protocol;
-use protocol::{parse, Command, Reply, Request};
+// The protocol and the store's operations, the very code of the Troupe
+// server (the kv-protocol crate, `examples/kv-server/protocol`).
+use kv_protocol::{self as protocol, parse, Command, Reply, Request};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -7,7 +7,7 @@
 //! It prints `warm` (after a first wave of the same chaos, so that the
 //! pool's slots and the allocators are at their high-water marks) and
 //! `quiet` (after the other waves), each followed by a pause in which
-//! vm/tests/chaos.rs reads the VM's RSS, then a tally of the faults and the
+//! vm/tests/all/chaos.rs reads the VM's RSS, then a tally of the faults and the
 //! reasons their processes ended with, and `ok:`/`FAIL:` lines.
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -194,7 +194,7 @@ fn main() {
             troupe::sleep(Duration::from_secs(2));
         }
         if wave > 1 {
-            // A checkpoint: vm/tests/chaos.rs reads the RSS here.
+            // A checkpoint: vm/tests/all/chaos.rs reads the RSS here.
             println!("wave {wave}");
             troupe::sleep(Duration::from_millis(300));
         }

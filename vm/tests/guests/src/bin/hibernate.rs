@@ -1,5 +1,5 @@
 //! Hibernation (`troupe::hibernate`), one case per run (the first argument).
-//! Each check prints `ok: <what>` or `FAIL: <what>`; vm/tests/processes.rs
+//! Each check prints `ok: <what>` or `FAIL: <what>`; vm/tests/all/processes.rs
 //! asserts on the lines.
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! A hostile guest: each case (the first argument) tries one way out of the
-//! sandbox and prints what it managed; vm/tests/sandbox.rs checks the host
+//! sandbox and prints what it managed; vm/tests/all/sandbox.rs checks the host
 //! side (files, the VM's health) and the printed lines.
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Networking from inside the VM (the SDK's `troupe::net`), one case per
 //! run (the first argument). Each check prints `ok: <what>` or
-//! `FAIL: <what>` (with what happened); vm/tests/net.rs asserts on the
+//! `FAIL: <what>` (with what happened); vm/tests/all/net.rs asserts on the
 //! lines and on the final `done`.
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};

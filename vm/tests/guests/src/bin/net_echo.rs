@@ -1,5 +1,5 @@
 //! A line echo server, one process per connection, driven from outside the
-//! VM by vm/tests/net.rs.
+//! VM by vm/tests/all/net.rs.
 //!
 //! `net_echo ADDR COUNT`: listens on ADDR (port 0: any free port), prints
 //! `listening IP:PORT`, and ends (printing `served COUNT` then `done`) once

@@ -1,6 +1,6 @@
 //! Links, exit signals, monitors and the registry, one case per run (the
 //! first argument), mirroring Erlang/OTP's semantics. Each check prints
-//! `ok: <what>` or `FAIL: <what>`; vm/tests/otp.rs asserts on the lines.
+//! `ok: <what>` or `FAIL: <what>`; vm/tests/all/otp.rs asserts on the lines.
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};

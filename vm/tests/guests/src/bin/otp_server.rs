@@ -1,7 +1,7 @@
 //! The gen_server-like `Server`: calls, casts, infos (timers, EXIT, DOWN),
 //! deferred replies, time-outs, a server dying during a call, names,
 //! failing init, stop and terminate. Each check prints `ok: <what>` or
-//! `FAIL: <what>`; vm/tests/otp.rs asserts on the lines.
+//! `FAIL: <what>`; vm/tests/all/otp.rs asserts on the lines.
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! Supervisors, one case per run (the first argument), mirroring
 //! Erlang/OTP's `supervisor`. Each check prints `ok: <what>` or
-//! `FAIL: <what>`; vm/tests/otp.rs asserts on the lines.
+//! `FAIL: <what>`; vm/tests/all/otp.rs asserts on the lines.
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};

@@ -1,8 +1,9 @@
 //! The kv-server line protocol and the store's operations.
 //!
-//! Shared, so that both servers speak exactly the same protocol: the Troupe
-//! server (`src/main.rs`) and the native tokio baseline of the benchmark
-//! (`load/src/bin/kv-native.rs`, which includes this file with `#[path]`).
+//! A crate of its own, so that both servers speak exactly the same protocol:
+//! the Troupe server (`examples/kv-server`, built for wasm32-wasip1) and the
+//! native tokio baseline of the benchmark (`examples/kv-server/load`'s
+//! `kv-native`).
 
 use std::collections::HashMap;
 

@@ -15,7 +15,7 @@
 //! about 15-20 waves of 1,000; the run has 30 after a first one, and
 //! compares the end with wave 20.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

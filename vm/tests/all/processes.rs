@@ -1,8 +1,7 @@
 //! Processes through the library API: spawning at scale, preemption,
 //! isolation of bad pointers, messaging semantics, errors and limits.
 
-mod common;
-use common::{pool, run, run_case, run_with_dirs};
+use crate::common::{self, pool, run, run_case, run_with_dirs};
 use troupe_vm::{ExitReason, VmConfig};
 
 fn assert_normal(r: &common::Run) {

@@ -2,8 +2,7 @@
 //! under wasmtime's CLI, errors are clear and never panics, and the examples
 //! do what their READMEs say.
 
-mod common;
-use common::{guest, text, troupe, troupe_with_stdin};
+use crate::common::{guest, text, troupe, troupe_with_stdin};
 
 #[test]
 fn hello_gets_args_env_dirs_stdin_and_exit_code_like_wasmtime() {
@@ -265,7 +264,7 @@ fn sigterm_stops_every_process_and_exits_143_and_sigint_130() {
     }
 }
 
-// The OTP example (the OTP tests are in vm/tests/otp.rs).
+// The OTP example (the OTP tests are in vm/tests/all/otp.rs).
 
 #[test]
 fn the_supervision_example_heals_its_crashes() {

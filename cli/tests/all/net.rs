@@ -8,7 +8,7 @@
 //! port 0 and passed on by an argument or a stdout line, so the tests can run
 //! in parallel.
 
-mod common;
+use crate::common::{guest, text, troupe};
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,8 +17,6 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use common::{guest, text, troupe};
 
 /// How long anything may take on a loaded 2-core machine.
 const WAIT: Duration = Duration::from_secs(60);

@@ -5,8 +5,7 @@
 //! Needs Go >= 1.21: `scripts/test.sh` installs Go 1.23; without it these
 //! tests fail and say so.
 
-mod common;
-use common::{go_guest, guest, text, troupe, troupe_with_stdin};
+use crate::common::{self, go_guest, guest, text, troupe, troupe_with_stdin};
 
 fn run_ok(args: &[&str]) -> String {
     let out = troupe(args);

@@ -3,8 +3,7 @@
 //! again. A guest may harm itself only: never the host, the VM or another
 //! process.
 
-mod common;
-use common::{run_with_dirs, Run};
+use crate::common::{self, run_with_dirs, Run};
 use troupe_vm::{ExitReason, VmConfig};
 
 fn context(r: &Run) -> String {

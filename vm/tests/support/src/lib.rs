@@ -1,52 +1,65 @@
-//! Helpers shared by the CLI's integration tests: building the guest
-//! programs for `wasm32-wasip1` (once per test binary) and running them
-//! through the `troupe` binary. A copy of the part of `vm/tests/common` these
-//! tests need (cargo gives `CARGO_BIN_EXE_troupe` to this package's tests
-//! only); the guests are built into the same place, so once for both.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests of `troupe-vm` (`vm/tests/all`)
+//! and `troupe-cli` (`cli/tests/all`): building the guest programs for
+//! `wasm32-wasip1` (once per test binary), finding them, and running them
+//! through the library. (Running the `troupe` binary is `troupe-cli`'s:
+//! cargo tells only its tests where the binary is.)
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
-use troupe_vm::VmConfig;
+use troupe_vm::{ExitReason, Output as Stdio, RootOptions, Vm, VmConfig};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-/// The repository root. `cargo test` sets `CARGO_MANIFEST_DIR` when it runs a
-/// test, so the checkout being tested wins over the one the binary was
-/// compiled in (a target dir shared by two clones can hand one the other's
-/// binary).
+/// The repository root. `cargo test` sets `CARGO_MANIFEST_DIR` (`vm/` or
+/// `cli/`) when it runs a test, so the checkout being tested wins over the
+/// one the binary was compiled in (a target dir shared by two clones can
+/// hand one the other's binary).
 pub fn repo() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .parent()
-        .unwrap()
+    match std::env::var_os("CARGO_MANIFEST_DIR") {
+        Some(crate_dir) => Path::new(&crate_dir).parent().unwrap().to_owned(),
+        // This crate is vm/tests/support.
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.."),
+    }
+}
+
+/// The cargo target dir the running test binary was built in (it is
+/// `<target>/release/deps/<test>`). The guests are built there too, by the
+/// wasm32-wasip1 workspace, into `wasm32-wasip1/release`: where the scripts
+/// build them (`build_guests` in scripts/env.sh), with the same command, so
+/// whichever runs second finds nothing to do.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.ancestors()
+        .nth(3)
+        .expect("a test binary in <target>/<profile>/deps")
         .to_owned()
 }
 
-/// Where the guests are built: the cargo target dir's tmp folder, so a kept
-/// target dir keeps them too.
-fn guest_target() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guests")
-}
-
-fn cargo_build_wasm(manifest: &Path, extra: &[&str]) {
+/// Builds every guest of the wasm32-wasip1 workspace (`wasm/Cargo.toml`):
+/// the examples, the test guests, the benchmark guest and the SDK's
+/// `selftest` example. The same command as `build_guests` in scripts/env.sh.
+fn build_guests() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = repo().join("wasm/Cargo.toml");
     let status = Command::new(cargo)
         .args([
             "build",
             "--release",
             "--target",
             "wasm32-wasip1",
+            "--workspace",
+            "--bins",
+            "--examples",
             "--manifest-path",
         ])
-        .arg(manifest)
-        .args(extra)
-        .env("CARGO_TARGET_DIR", guest_target())
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", target_dir())
         .status()
         .expect("run cargo to build the guests");
     assert!(
         status.success(),
-        "building guests from {} failed (is the wasm32-wasip1 target installed? \
+        "building the guests of {} failed (is the wasm32-wasip1 target installed? \
          `rustup target add wasm32-wasip1`)",
         manifest.display()
     );
@@ -56,15 +69,8 @@ fn cargo_build_wasm(manifest: &Path, extra: &[&str]) {
 /// (`spawn_many`) or the SDK's `selftest`.
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        cargo_build_wasm(&repo().join("examples/Cargo.toml"), &[]);
-        cargo_build_wasm(&repo().join("vm/tests/guests/Cargo.toml"), &[]);
-        cargo_build_wasm(
-            &repo().join("guest-sdk/rust/Cargo.toml"),
-            &["--example", "selftest"],
-        );
-    });
-    let dir = guest_target().join("wasm32-wasip1/release");
+    BUILT.get_or_init(build_guests);
+    let dir = target_dir().join("wasm32-wasip1/release");
     let path = if name == "selftest" {
         dir.join("examples/selftest.wasm")
     } else {
@@ -74,38 +80,55 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
-/// Runs the `troupe` binary.
-pub fn troupe(args: &[&str]) -> Output {
-    troupe_with_stdin(args, b"")
-}
-
-/// Runs the `troupe` binary with `stdin` as its standard input.
-pub fn troupe_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_troupe"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start troupe");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    // A guest's own Rust panic prints "thread '<unnamed>' panicked": that is
-    // a guest trap. A panic of the VM is on one of its named threads.
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for thread in [
-        "'main' panicked",
-        "'troupe-sched' panicked",
-        "'troupe-epoch' panicked",
-    ] {
-        assert!(!stderr.contains(thread), "the VM panicked: {stderr}");
-    }
-    out
-}
-
+/// Bytes as text (lossily).
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What a guest run through the library printed, and how its root ended.
+pub struct Run {
+    pub reason: ExitReason,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a guest as the root process of a VM made from `config`, capturing
+/// its stdout and stderr.
+pub fn run(config: VmConfig, name: &str, args: &[&str]) -> Run {
+    run_with_dirs(config, name, args, &[])
+}
+
+/// [`run`] with preopened directories (`(host, guest)`).
+pub fn run_with_dirs(config: VmConfig, name: &str, args: &[&str], dirs: &[(&Path, &str)]) -> Run {
+    let path = guest(name);
+    let stdout = MemoryOutputPipe::new(64 << 20);
+    let stderr = MemoryOutputPipe::new(64 << 20);
+    let mut argv = vec![name.to_owned()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let vm = Vm::new(config).unwrap_or_else(|e| panic!("{e}"));
+    let reason = vm
+        .run_file(
+            &path,
+            RootOptions {
+                args: argv,
+                stdout: Stdio::Pipe(stdout.clone()),
+                stderr: Stdio::Pipe(stderr.clone()),
+                dirs: dirs
+                    .iter()
+                    .map(|(host, guest)| troupe_vm::DirMapping {
+                        host: host.to_path_buf(),
+                        guest: guest.to_string(),
+                    })
+                    .collect(),
+                ..RootOptions::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    Run {
+        reason,
+        stdout: text(&stdout.contents()),
+        stderr: text(&stderr.contents()),
+    }
 }
 
 /// A config for `n` live processes; fails with the fix if the kernel's
@@ -148,7 +171,7 @@ fn go_toolchain() -> PathBuf {
 /// only the standard library (no module proxy).
 pub fn go_guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("go-guests");
+    let out = target_dir().join("tmp/go-guests");
     BUILT.get_or_init(|| {
         let go = go_toolchain();
         let root = repo();
@@ -206,4 +229,25 @@ pub fn go_guest(name: &str) -> PathBuf {
     let path = out.join(format!("{name}.wasm"));
     assert!(path.exists(), "no Go guest {}", path.display());
     path
+}
+
+/// Runs guest `name` (a guest that prints `ok: <check>` or `FAIL: <check>`
+/// per check, then `done`) and checks that it ended normally, printed every
+/// line of `expected` as `ok: <line>`, and no failure.
+pub fn run_case(config: VmConfig, name: &str, args: &[&str], expected: &[&str]) -> Run {
+    let r = run(config, name, args);
+    let context = format!(
+        "{name} {args:?}\nstdout:\n{}\nstderr:\n{}",
+        r.stdout, r.stderr
+    );
+    assert_eq!(r.reason, ExitReason::Normal, "{context}");
+    assert!(!r.stdout.contains("FAIL"), "{context}");
+    for line in expected {
+        assert!(
+            r.stdout.contains(&format!("ok: {line}\n")),
+            "missing `ok: {line}` in {context}"
+        );
+    }
+    assert!(r.stdout.ends_with("done\n"), "{context}");
+    r
 }

@@ -4,8 +4,7 @@
 //! runs a case of a guest in vm/tests/guests/src/bin/otp_*.rs, which prints
 //! `ok: <check>` or `FAIL: <check>` per check.
 
-mod common;
-use common::run_case;
+use crate::common::{self, run_case};
 use troupe_vm::VmConfig;
 
 fn links(case: &str, expected: &[&str]) -> common::Run {

@@ -1,10 +1,10 @@
 //! The sandbox against hostile guests, the tests that run the `troupe`
-//! binary (the others are in `vm/tests/sandbox.rs`): each test is a way out
+//! binary (the others are in `vm/tests/all/sandbox.rs`): each test is a way out
 //! that a guest once had (issue "A sandbox that holds against hostile
 //! guests"), tried again. A guest may harm itself only: never the host, the
 //! VM or another process.
 
-mod common;
+use crate::common;
 
 /// Writes `wat` to a temporary `.wat` file and runs it with the `troupe`
 /// binary and `flags`.

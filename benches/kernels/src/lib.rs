@@ -1,8 +1,8 @@
-//! Compute kernels of the benchmarks, shared as source by the Troupe guest
-//! (`guests/src/main.rs`, compiled to Wasm) and the native baseline
-//! (`src/bin/tokio_baseline.rs`), which both include this file with
-//! `#[path]`: the two systems run exactly the same code. The Erlang baseline
-//! has its own `xorshift32` (`erlang/troupe_bench.erl`).
+//! Compute kernels of the benchmarks, a crate used by the Troupe guest
+//! (`benches/guests`, compiled to Wasm) and the native baseline
+//! (`benches/src/bin/tokio_baseline.rs`): the two systems run exactly the
+//! same code. The Erlang baseline has its own `xorshift32`
+//! (`erlang/troupe_bench.erl`).
 
 /// The compute loop of `preemption`: `iters` rounds of xorshift32 from `x`.
 /// All three systems report the same `checksum`.
