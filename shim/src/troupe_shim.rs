@@ -31,7 +31,8 @@ pub struct Plan {
 /// The VM is sized by optional variables of the container's environment
 /// (they are passed to the guest too): `TROUPE_MAX_PROCESSES`,
 /// `TROUPE_MAX_MEMORY` (e.g. `64M`), `TROUPE_MAX_VM_MEMORY`,
-/// `TROUPE_STACK_SIZE`, `TROUPE_THREADS`;
+/// `TROUPE_STACK_SIZE`, `TROUPE_THREADS`, `TROUPE_FUEL` (as `troupe run
+/// --fuel`);
 /// networking (off by default, as with `troupe run`) by `TROUPE_ALLOW_NET`:
 /// `*` for any address, or `HOST[:PORT],...` as `--allow-net=` takes them.
 pub fn plan(args: &[String], envs: &[String], mountinfo: &str) -> Result<Plan> {
@@ -70,6 +71,12 @@ pub fn plan(args: &[String], envs: &[String], mountinfo: &str) -> Result<Plan> {
     if let Some(v) = get("TROUPE_MAX_VM_MEMORY") {
         config = config.max_vm_memory(
             parse_size(v).map_err(|e| anyhow::anyhow!("TROUPE_MAX_VM_MEMORY: {e}"))?,
+        );
+    }
+    if let Some(v) = get("TROUPE_FUEL") {
+        config = config.fuel(
+            v.parse()
+                .map_err(|_| anyhow::anyhow!("TROUPE_FUEL={v:?}: not a number"))?,
         );
     }
     if let Some(v) = get("TROUPE_THREADS") {
@@ -238,6 +245,7 @@ mod tests {
                 "TROUPE_MAX_PROCESSES=50",
                 "TROUPE_MAX_MEMORY=16M",
                 "TROUPE_THREADS=1",
+                "TROUPE_FUEL=1000",
                 "TROUPE_LOG=debug",
             ]),
             "",
@@ -247,7 +255,9 @@ mod tests {
         assert_eq!(p.config.get_max_memory(), 16 << 20);
         assert_eq!(p.config.get_threads(), 1);
         assert_eq!(p.log, "debug");
+        assert_eq!(p.config.get_fuel(), Some(1000));
         assert!(plan(&s(&["a.wasm"]), &s(&["TROUPE_THREADS=x"]), "").is_err());
+        assert!(plan(&s(&["a.wasm"]), &s(&["TROUPE_FUEL=lots"]), "").is_err());
     }
 
     #[test]

@@ -129,8 +129,8 @@ impl VmConfig {
     }
 
     /// Turns on fuel metering (Wasm instructions are counted) and gives the
-    /// root process this budget; children get the parent's budget unless a
-    /// spawn lowers it. Running out ends a process with a fuel limit reason.
+    /// root process this budget; each child's comes out of its parent's
+    /// (half of what is left, unless the spawn asks for an amount). Running out ends a process with a fuel limit reason.
     /// Metering costs some speed, so it is off unless asked for.
     pub fn fuel(mut self, units: u64) -> Self {
         self.fuel = Some(units);
@@ -187,6 +187,11 @@ impl VmConfig {
     pub fn get_max_vm_memory(&self) -> u64 {
         self.max_vm_memory
             .unwrap_or_else(crate::budget::default_vm_budget)
+    }
+
+    /// The root's fuel budget, if fuel is metered.
+    pub fn get_fuel(&self) -> Option<u64> {
+        self.fuel
     }
 
     /// One process's memory budget.

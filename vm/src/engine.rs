@@ -31,7 +31,8 @@ pub(crate) fn check_pool_fits(config: &VmConfig, n: u32) -> Result<(), RunError>
         let needed = u64::from(n) * limits::MAPS_PER_PROCESS;
         if needed > max {
             return Err(RunError::Engine(format!(
-                "--max-processes {n} needs the kernel's vm.max_map_count to be at least \
+                "a pool of {n} processes (`--max-processes`, TROUPE_MAX_PROCESSES) needs the \
+                 kernel's vm.max_map_count to be at least \
                  {needed}, and it is {max}; raise it as root with `sysctl -w \
                  vm.max_map_count={needed}` or ask for fewer processes"
             )));
@@ -42,7 +43,8 @@ pub(crate) fn check_pool_fits(config: &VmConfig, n: u32) -> Result<(), RunError>
     if reserve > ADDRESS_SPACE_BUDGET {
         let most = ADDRESS_SPACE_BUDGET / (config.max_memory + MEMORY_GUARD);
         return Err(RunError::Engine(format!(
-            "--max-processes {n} with --max-memory {} MiB would reserve {} TiB of address \
+            "a pool of {n} processes (`--max-processes`, TROUPE_MAX_PROCESSES) of {} MiB each \
+             (`--max-memory`, TROUPE_MAX_MEMORY) would reserve {} TiB of address \
              space for linear memories, more than the {} TiB it can reserve in one piece; ask \
              for at most {most} processes, or less memory per process",
             config.max_memory >> 20,

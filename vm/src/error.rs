@@ -43,6 +43,13 @@ pub enum RunError {
     /// The root process could not be spawned (e.g. its entry's signature).
     #[error("cannot start the root process: {0}")]
     Start(HostError),
+    /// The VM was stopped from outside (SIGTERM, SIGINT) before its root
+    /// ended: every process was ended. The exit code is 128 + the signal.
+    #[error("stopped by signal {signal}; every process ended")]
+    Stopped {
+        /// The signal's number.
+        signal: i32,
+    },
     /// The engine or the scheduler could not be made with this
     /// configuration (e.g. a pool larger than the address space allows).
     #[error("cannot create the VM: {0}")]

@@ -7,7 +7,7 @@
 //! | the root called `proc_exit(n)` | n | none |
 //! | the root trapped or passed a limit | 134 | `troupe: the root process (pid 1) trapped; exiting with 134` |
 //! | the root was killed | 137 | none |
-//! | the VM was stopped by SIGTERM / SIGINT | 143 / 130 | `troupe: stopped by signal 15; every process ended` |
+//! | the VM was stopped by SIGTERM / SIGINT (`RunError::Stopped`) | 143 / 130 | `troupe: stopped by signal 15; every process ended` |
 //! | the module could not be read, loaded or started | 1 | `troupe: <the error>` |
 //! | the VM panicked (the shim catches it) | 134 | `troupe: the VM panicked; exiting with 134` |
 
@@ -50,6 +50,7 @@ impl Exit {
     pub fn code(&self) -> i32 {
         match self {
             Exit::Root(reason) => reason.exit_code(),
+            Exit::Error(RunError::Stopped { signal }) => 128 + signal,
             Exit::Error(RunError::Start(_) | RunError::Engine(_)) => 1,
             Exit::Error(_) => troupe_abi::exit::LOAD_ERROR,
             Exit::Panic => troupe_abi::exit::TRAP,
@@ -63,10 +64,6 @@ impl Exit {
             Exit::Root(ExitReason::Trap(_)) => Some(format!(
                 "troupe: the root process (pid 1) trapped; exiting with {}",
                 self.code()
-            )),
-            Exit::Root(ExitReason::Stopped(code)) => Some(format!(
-                "troupe: stopped by signal {}; every process ended",
-                code - 128
             )),
             Exit::Root(_) => None,
             Exit::Error(e) => Some(format!("troupe: {e}")),
@@ -109,7 +106,7 @@ mod tests {
             trap.report().unwrap(),
             "troupe: the root process (pid 1) trapped; exiting with 134"
         );
-        let stopped = root(ExitReason::Stopped(143));
+        let stopped = Exit::Error(RunError::Stopped { signal: 15 });
         assert_eq!(stopped.code(), 143);
         assert_eq!(
             stopped.report().unwrap(),

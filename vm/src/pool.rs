@@ -78,7 +78,7 @@ impl VmInner {
             err::RESOURCE_LIMIT,
             format!(
                 "the VM already holds its maximum of {} processes (raise it with \
-                 --max-processes)",
+                 `--max-processes`, or TROUPE_MAX_PROCESSES for the containerd shim)",
                 self.max_processes
             ),
         )

@@ -223,13 +223,13 @@ impl Vm {
                     .await
                     .unwrap_or_else(|_| ExitReason::Trap("the root process's task failed".into()))
             };
-            Ok::<_, RunError>(match signals {
+            match signals {
                 Some(mut signals) => tokio::select! {
-                    reason = done => reason,
-                    code = signals.recv() => ExitReason::Stopped(code),
+                    reason = done => Ok(reason),
+                    code = signals.recv() => Err(RunError::Stopped { signal: code - 128 }),
                 },
-                None => done.await,
-            })
+                None => Ok(done.await),
+            }
         })?;
         Ok(reason)
     }

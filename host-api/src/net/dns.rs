@@ -75,7 +75,7 @@ fn denied(action: &str, addr: &str, policy: &NetPolicy) -> HostError {
     } else {
         "this process has no network permission: networking is off unless the VM is \
          started with --allow-net (any address) or --allow-net=HOST:PORT,... (those only; \
-         TROUPE_ALLOW_NET in a container), and a parent can spawn a child with less (or none)"
+         TROUPE_ALLOW_NET for the containerd shim), and a parent can spawn a child with less (or none)"
             .to_string()
     };
     HostError::new(

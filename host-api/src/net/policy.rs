@@ -124,7 +124,11 @@ impl NetPolicy {
     pub fn parse(list: &str) -> Result<NetPolicy, String> {
         let items: Vec<&str> = list.split(',').filter(|s| !s.trim().is_empty()).collect();
         if items.is_empty() {
-            return Err("an empty list of network rules (use --allow-net for any address)".into());
+            return Err(
+                "an empty list of network rules (for any address: `--allow-net` alone, or \
+                 TROUPE_ALLOW_NET=*)"
+                    .into(),
+            );
         }
         NetPolicy::from_rules(items)
     }
