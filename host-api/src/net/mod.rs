@@ -17,6 +17,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tokio::net::UdpSocket;
+
 use troupe_abi::{err, module::NET};
 use wasmtime::{Caller, Linker};
 
@@ -36,10 +38,14 @@ use sockets::{room_for, Kind};
 /// Registers `troupe_net` into `linker`.
 pub fn register<T: ProcessCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.func_wrap_async(NET, "tcp_listen", |mut c: Caller<'_, T>, args| {
-        host_async!(c, "troupe_net::tcp_listen", |g| tcp::listen(g, args))
+        host_async!(c, "troupe_net::tcp_listen", |g| {
+            bind(g, args, "listen on", tcp::bind_listener, Socket::Listener)
+        })
     })?;
     linker.func_wrap_async(NET, "udp_bind", |mut c: Caller<'_, T>, args| {
-        host_async!(c, "troupe_net::udp_bind", |g| udp::bind(g, args))
+        host_async!(c, "troupe_net::udp_bind", |g| {
+            bind(g, args, "bind", UdpSocket::bind, Socket::Udp)
+        })
     })?;
     linker.func_wrap_async(NET, "tcp_accept", |mut c: Caller<'_, T>, args| {
         host_async!(c, "troupe_net::tcp_accept", |g| tcp::accept(g, args))
@@ -146,6 +152,23 @@ fn socket_of<T: ProcessCtx>(
         )),
         _ => Ok(socket),
     }
+}
+
+/// `tcp_listen` and `udp_bind`: a socket bound to the first address of the
+/// argument that the caller's policy allows and `open` can bind.
+async fn bind<T: ProcessCtx, S, F: Future<Output = io::Result<S>>>(
+    g: &mut Guest<'_, '_, T>,
+    (addr_ptr, addr_len, out_handle): (i32, i32, i32),
+    action: &str,
+    open: impl FnMut(SocketAddr) -> F,
+    socket: fn(S) -> Socket,
+) -> Result<i32, Fault> {
+    g.check("out_handle", out_handle, 8)?;
+    let addr = g.read_str("addr", addr_ptr, addr_len)?;
+    let policy = g.ctx().net_policy().clone();
+    let addrs = dns::permitted(&policy, action, &addr).await?;
+    let bound = open_first(addrs, action, &addr, open).await?;
+    add_socket(g, out_handle, socket(bound))
 }
 
 /// Opens a socket on the first of `addrs` where `open` succeeds; if none

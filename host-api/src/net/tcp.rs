@@ -1,5 +1,5 @@
-//! TCP's host functions: `tcp_listen`, `tcp_accept`, `tcp_connect`, `read`,
-//! `write`, `shutdown`.
+//! TCP's host functions: `tcp_accept`, `tcp_connect`, `read`, `write`,
+//! `shutdown`, and the listener `tcp_listen` binds (through `bind`, above).
 
 use std::future::Future;
 use std::io;
@@ -13,26 +13,8 @@ use super::{add_socket, io_error, open_first, socket_of, within, Kind, Socket};
 use crate::call::{Fault, Guest};
 use crate::{HostError, ProcessCtx};
 
-/// `tcp_listen`.
-pub(super) async fn listen<T: ProcessCtx>(
-    g: &mut Guest<'_, '_, T>,
-    (addr_ptr, addr_len, out_handle): (i32, i32, i32),
-) -> Result<i32, Fault> {
-    g.check("out_handle", out_handle, 8)?;
-    let addr = g.read_str("addr", addr_ptr, addr_len)?;
-    let policy = g.ctx().net_policy().clone();
-    let addrs = permitted(&policy, "listen on", &addr).await?;
-    let listener = open_first(
-        addrs,
-        "listen on",
-        &addr,
-        |a| async move { bind_listener(a) },
-    )
-    .await?;
-    add_socket(g, out_handle, Socket::Listener(listener))
-}
-
-fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+/// A listening TCP socket on `addr` (for `tcp_listen`).
+pub(super) async fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

@@ -1,26 +1,13 @@
-//! UDP's host functions: `udp_bind`, `udp_send_to`, `udp_recv_from`.
+//! UDP's host functions: `udp_send_to`, `udp_recv_from` (`udp_bind` is
+//! `tcp_listen`'s twin, in the module above).
 
-use tokio::net::UdpSocket;
 use troupe_abi::err;
 
 use super::dns::permitted;
 use super::tcp::read_ready;
-use super::{add_socket, io_error, open_first, socket_of, within, Kind, Socket};
+use super::{io_error, socket_of, within, Kind, Socket};
 use crate::call::{Fault, Guest};
 use crate::ProcessCtx;
-
-/// `udp_bind`.
-pub(super) async fn bind<T: ProcessCtx>(
-    g: &mut Guest<'_, '_, T>,
-    (addr_ptr, addr_len, out_handle): (i32, i32, i32),
-) -> Result<i32, Fault> {
-    g.check("out_handle", out_handle, 8)?;
-    let addr = g.read_str("addr", addr_ptr, addr_len)?;
-    let policy = g.ctx().net_policy().clone();
-    let addrs = permitted(&policy, "bind", &addr).await?;
-    let socket = open_first(addrs, "bind", &addr, UdpSocket::bind).await?;
-    add_socket(g, out_handle, Socket::Udp(socket))
-}
 
 /// `udp_send_to`.
 pub(super) async fn send_to<T: ProcessCtx>(
