@@ -11,7 +11,7 @@
 
 /// The helpers, shared with `troupe-cli`'s tests.
 mod common {
-    pub use troupe_test_support::*;
+    pub(crate) use troupe_test_support::*;
 }
 
 mod otp;
