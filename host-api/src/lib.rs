@@ -1,12 +1,14 @@
 //! Troupe's host functions: the guest ABI described in `host-api/SPEC.md`.
 //!
 //! One module per ABI namespace ([`process`], [`message`], [`registry`],
-//! [`timer`], [`net`]), each with its own
-//! `register` into a [`wasmtime::Linker`]. The host functions are generic over
-//! [`ProcessCtx`]: the per-process state that the VM (crate `troupe-vm`) keeps
-//! in each `Store` implements it, so this crate holds the ABI (argument
-//! decoding, memory checks, error codes) and the VM holds the runtime
-//! (mailboxes, the process table, spawning).
+//! [`timer`], [`net`]), each with its own `register` into a
+//! [`wasmtime::Linker`], all written on one host-call layer ([`call`]). The
+//! host functions are generic over [`ProcessCtx`]: the per-process state
+//! that the VM (crate `troupe-vm`) keeps in each `Store` implements it. This
+//! crate holds the ABI (argument decoding, memory checks, error codes) and
+//! what networking needs (each process's socket table, the network policy,
+//! name look-ups); the VM holds the rest of the runtime (mailboxes, the
+//! process table, spawning, links, timers).
 //!
 //! ```no_run
 //! # fn demo<T: troupe_host_api::ProcessCtx>(engine: &wasmtime::Engine) -> wasmtime::Result<()> {

@@ -56,8 +56,9 @@
 //! signal, calling `terminate` first; other `EXIT`s go to `handle_info`.
 //!
 //! Differences from OTP: there is no `code_change`, `format_status`,
-//! hibernation, `{continue, ...}` or `timeout` return (use
-//! [`ServerRef::info_after`]); `init` cannot return `ignore`; and since a
+//! `{continue, ...}` or `timeout` return (use [`ServerRef::info_after`]);
+//! hibernation is there ([`Next::Hibernate`], [`CallResult::ReplyHibernate`],
+//! `HIBERNATE_AFTER`); `init` cannot return `ignore`; and since a
 //! panic aborts a Wasm process, `terminate` is not called when a callback
 //! panics (the process simply dies with the trap as its reason).
 
