@@ -18,6 +18,24 @@ build_guests() {
     --manifest-path "$WASM_MANIFEST" "$@"
 }
 
+# Clippy's lints during the build itself (the full suite; `--quick` runs
+# `cargo clippy`): cargo hands only the workspace's own crates to
+# RUSTC_WORKSPACE_WRAPPER, so clippy-driver lints and compiles those, while
+# every dependency is compiled by rustc as in any build and shared with
+# plain builds. One compile of wasmtime then gives both `clippy -D warnings`
+# and the test binaries, where `cargo clippy` would first check every
+# dependency in a pass of its own (~6 of a cold run's minutes on 2 cores).
+# CLIPPY_ARGS is how cargo-clippy passes its arguments to clippy-driver
+# (separated by __CLIPPY_HACKERY__). Exported: every cargo run of the suite,
+# the tests' own guest builds among them, then builds the same way and none
+# rebuilds another's crates.
+lint_while_building() {
+  local driver
+  driver="$(command -v clippy-driver)" || { echo "clippy-driver not found (rustup component add clippy)" >&2; return 1; }
+  export RUSTC_WORKSPACE_WRAPPER="$driver"
+  export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+}
+
 # Each live process holds about six kernel memory mappings; the kernel's
 # default vm.max_map_count (65530) caps a VM near 10,000 processes. Raise it
 # where we can (root), and say so where we cannot.

@@ -25,12 +25,11 @@ step "cargo fmt --check (host and wasm32-wasip1 workspaces)"
 cargo fmt --all -- --check
 cargo fmt --all --manifest-path "$WASM_MANIFEST" -- --check
 
-step "cargo clippy (host workspace; wasm32-wasip1 workspace)"
-cargo clippy --release --locked --workspace --all-targets -- -D warnings
-cargo clippy --release --locked --manifest-path "$WASM_MANIFEST" --target wasm32-wasip1 \
-  --workspace --all-targets -- -D warnings
-
 if [ $quick = 1 ]; then
+  step "cargo clippy (host workspace; wasm32-wasip1 workspace)"
+  cargo clippy --release --locked --workspace --all-targets -- -D warnings
+  cargo clippy --release --locked --manifest-path "$WASM_MANIFEST" --target wasm32-wasip1 \
+    --workspace --all-targets -- -D warnings
   step "unit tests (host workspace), host-api and ABI tests (release)"
   cargo test --release --locked --workspace --lib --bins
   cargo test --release --locked --workspace --doc
@@ -48,8 +47,20 @@ if [ $quick = 1 ]; then
   exit 0
 fi
 
+step "cargo clippy (wasm32-wasip1 workspace, every target)"
+cargo clippy --release --locked --manifest-path "$WASM_MANIFEST" --target wasm32-wasip1 \
+  --workspace --all-targets -- -D warnings
+
+# From here on, clippy lints every crate of ours as it is compiled (see
+# lint_while_building in scripts/env.sh): a warning fails the build.
+lint_while_building
+
 step "the guests (wasm32-wasip1 workspace, release), once for every test below"
 build_guests --locked
+
+step "clippy and build (host workspace, every target, release)"
+cargo test --release --locked --workspace --all-targets --no-run
+cargo build --release --locked --workspace
 
 step "host workspace: unit, integration (vm/tests/all, vm/tests/fuzz_abi.rs, cli/tests/all) and doc tests (release)"
 cargo test --release --locked --workspace
