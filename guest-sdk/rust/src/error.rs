@@ -5,15 +5,14 @@ use std::path::PathBuf;
 
 use troupe_abi::err;
 
-use crate::{sys, Pid};
+use crate::{host, Pid};
 
 /// The explanation of the calling process's most recent host error, as
 /// `troupe_process::error_message` gives it (empty if there is none).
 pub(crate) fn last_error_message() -> String {
     let mut buf = vec![0u8; 256];
     loop {
-        let full =
-            unsafe { sys::error_message(sys::ptr_mut(buf.as_mut_ptr()), sys::len(buf.len())) };
+        let full = host::error_message(&mut buf);
         let full = usize::try_from(full).unwrap_or(0);
         if full <= buf.len() {
             buf.truncate(full);

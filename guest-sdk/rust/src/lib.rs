@@ -105,8 +105,12 @@
 //! forever; use [`Process::request_timeout`], or a [`Server`] and [`call`],
 //! which watches the server with a monitor.
 #![warn(missing_docs)]
+// Every `unsafe` block says why it is sound; host calls go through the safe
+// functions of `host` (the only caller of `sys`).
+#![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
 mod error;
+mod host;
 mod message;
 pub mod net;
 mod process;

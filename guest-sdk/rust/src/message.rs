@@ -21,7 +21,7 @@ use serde::Serialize;
 use troupe_abi::{err, info, val};
 
 use crate::error::unexpected;
-use crate::{sys, Pid, ReceiveError, SendError};
+use crate::{host, Pid, ReceiveError, SendError};
 
 /// Size the receive buffer starts at: typical messages fit, so a waiting
 /// message costs one host call.
@@ -101,14 +101,7 @@ pub(crate) fn timeout_ns(timeout: Option<Duration>) -> i64 {
 /// for protocols of your own (for example answering with a custom tag that
 /// the receiver selects on with [`receive_tagged`]).
 pub fn send_tagged(pid: Pid, tag: u64, data: &[u8]) -> Result<(), SendError> {
-    let rc = unsafe {
-        sys::send(
-            pid.0 as i64,
-            tag as i64,
-            sys::ptr(data.as_ptr()),
-            sys::len(data.len()),
-        )
-    };
+    let rc = host::send(pid.0, tag, data);
     match rc {
         err::OK => Ok(()),
         err::NO_PROCESS => Err(SendError::NoProcess(pid)),
@@ -158,22 +151,13 @@ fn receive_from_vm<T>(
         buf.resize(INITIAL_BUFFER, 0);
     }
     let mut record = [0u8; info::SIZE];
-    let rc = unsafe {
-        sys::receive(
-            sys::ptr(tags.as_ptr()),
-            sys::len(tags.len()),
-            timeout_ns,
-            sys::ptr_mut(buf.as_mut_ptr()),
-            sys::len(buf.len()),
-            sys::ptr_mut(record.as_mut_ptr()),
-        )
-    };
+    let rc = host::receive(tags, timeout_ns, &mut buf, &mut record);
     let (tag, from, len) = parse_info(&record);
     match rc {
         err::OK => {}
         err::BUFFER_TOO_SMALL => {
             buf.resize(len, 0);
-            let rc = unsafe { sys::read(sys::ptr_mut(buf.as_mut_ptr()), sys::len(len)) };
+            let rc = host::read(&mut buf[..len]);
             if rc != err::OK {
                 unexpected("read", rc);
             }

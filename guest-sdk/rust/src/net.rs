@@ -100,8 +100,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use troupe_abi::{err, val};
 
 use crate::error::last_error_message;
+use crate::host;
 use crate::message::timeout_ns;
-use crate::sys;
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -219,15 +219,11 @@ fn parse_ips(text: &[u8]) -> io::Result<Vec<IpAddr>> {
 
 /// Calls a host function that writes text into a buffer and its length at
 /// an out pointer, growing the buffer on `BUFFER_TOO_SMALL`.
-fn text_of(mut call: impl FnMut(i32, i32, i32) -> i32) -> io::Result<Vec<u8>> {
+fn text_of(mut call: impl FnMut(&mut [u8], &mut u32) -> i32) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 64];
     loop {
         let mut len = 0u32;
-        let rc = call(
-            sys::ptr_mut(buf.as_mut_ptr()),
-            sys::len(buf.len()),
-            sys::ptr_mut(&mut len),
-        );
+        let rc = call(&mut buf, &mut len);
         match rc {
             err::OK => {
                 buf.truncate(len as usize);
@@ -242,12 +238,12 @@ fn text_of(mut call: impl FnMut(i32, i32, i32) -> i32) -> io::Result<Vec<u8>> {
 }
 
 fn local_addr_of(handle: u64) -> io::Result<SocketAddr> {
-    let text = text_of(|p, l, o| unsafe { sys::local_addr(handle as i64, p, l, o) })?;
+    let text = text_of(|buf, n| host::local_addr(handle, buf, n))?;
     parse_addr(&text)
 }
 
 fn peer_addr_of(handle: u64) -> io::Result<SocketAddr> {
-    let text = text_of(|p, l, o| unsafe { sys::peer_addr(handle as i64, p, l, o) })?;
+    let text = text_of(|buf, n| host::peer_addr(handle, buf, n))?;
     parse_addr(&text)
 }
 
@@ -262,10 +258,8 @@ fn peer_addr_of(handle: u64) -> io::Result<SocketAddr> {
 /// let ips = troupe::net::resolve("localhost")?;
 /// assert!(ips.iter().any(|ip| ip.is_loopback()));
 /// ```
-pub fn resolve(host: &str) -> io::Result<Vec<IpAddr>> {
-    let text = text_of(|p, l, o| unsafe {
-        sys::resolve(sys::ptr(host.as_ptr()), sys::len(host.len()), p, l, o)
-    })?;
+pub fn resolve(name: &str) -> io::Result<Vec<IpAddr>> {
+    let text = text_of(|buf, n| host::resolve(name, buf, n))?;
     parse_ips(&text)
 }
 
@@ -287,10 +281,6 @@ impl Handle {
         }
     }
 
-    fn raw(&self) -> i64 {
-        self.handle as i64
-    }
-
     /// Gives up ownership: the socket is no longer closed on drop.
     fn release(self) -> u64 {
         self.moved.set(true);
@@ -302,14 +292,14 @@ impl Drop for Handle {
     fn drop(&mut self) {
         if !self.moved.get() {
             // BAD_HANDLE (the socket is already gone) is nothing to report.
-            let _ = unsafe { sys::close(self.raw()) };
+            let _ = host::close(self.handle);
         }
     }
 }
 
 impl Serialize for Handle {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let rc = unsafe { sys::attach(self.raw()) };
+        let rc = host::attach(self.handle);
         if rc != err::OK {
             return Err(serde::ser::Error::custom(format_args!(
                 "cannot move socket {} in a message: {}",
@@ -330,9 +320,9 @@ impl<'de> Deserialize<'de> for Handle {
 
 /// Takes a new socket's handle from a host call that writes it at an out
 /// pointer.
-fn open(call: impl FnOnce(i32) -> i32) -> io::Result<Handle> {
+fn open(call: impl FnOnce(&mut u64) -> i32) -> io::Result<Handle> {
     let mut handle = 0u64;
-    check(call(sys::ptr_mut(&mut handle)))?;
+    check(call(&mut handle))?;
     Ok(Handle::new(handle))
 }
 
@@ -432,8 +422,7 @@ impl TcpListener {
     /// `AddrNotAvailable`, `NotFound` (a host name that does not resolve),
     /// `InvalidInput` (not `HOST:PORT`).
     pub fn bind(addr: &str) -> io::Result<TcpListener> {
-        open(|out| unsafe { sys::tcp_listen(sys::ptr(addr.as_ptr()), sys::len(addr.len()), out) })
-            .map(Self::from_owned)
+        open(|out| host::tcp_listen(addr, out)).map(Self::from_owned)
     }
 
     /// Waits for a connection; returns the new stream, owned by this
@@ -456,8 +445,7 @@ impl TcpListener {
     }
 
     fn accept_stream(&self, timeout_ns: i64) -> io::Result<TcpStream> {
-        open(|out| unsafe { sys::tcp_accept(self.handle.raw(), timeout_ns, out) })
-            .map(TcpStream::from_owned)
+        open(|out| host::tcp_accept(self.handle.handle, timeout_ns, out)).map(TcpStream::from_owned)
     }
 
     /// The connections, as [`accept`](Self::accept) gives them (without
@@ -534,15 +522,7 @@ impl TcpStream {
     }
 
     fn connect_within(addr: &str, timeout_ns: i64) -> io::Result<TcpStream> {
-        open(|out| unsafe {
-            sys::tcp_connect(
-                sys::ptr(addr.as_ptr()),
-                sys::len(addr.len()),
-                timeout_ns,
-                out,
-            )
-        })
-        .map(Self::from_owned)
+        open(|out| host::tcp_connect(addr, timeout_ns, out)).map(Self::from_owned)
     }
 
     /// The address of the other end.
@@ -586,7 +566,7 @@ impl TcpStream {
             Shutdown::Write => val::SHUTDOWN_WRITE,
             Shutdown::Both => val::SHUTDOWN_BOTH,
         };
-        check(unsafe { sys::shutdown(self.handle.raw(), how) })
+        check(host::shutdown(self.handle.handle, how))
     }
 
     fn read_into(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -595,15 +575,8 @@ impl TcpStream {
         }
         let len = buf.len().min(i32::MAX as usize);
         let mut n = 0u32;
-        let rc = unsafe {
-            sys::net_read(
-                self.handle.raw(),
-                sys::ptr_mut(buf.as_mut_ptr()),
-                sys::len(len),
-                timeout_ns(self.read_timeout.get()),
-                sys::ptr_mut(&mut n),
-            )
-        };
+        let timeout = timeout_ns(self.read_timeout.get());
+        let rc = host::net_read(self.handle.handle, &mut buf[..len], timeout, &mut n);
         check(rc)?;
         Ok(n as usize)
     }
@@ -614,15 +587,8 @@ impl TcpStream {
         }
         let len = buf.len().min(i32::MAX as usize);
         let mut n = 0u32;
-        let rc = unsafe {
-            sys::net_write(
-                self.handle.raw(),
-                sys::ptr(buf.as_ptr()),
-                sys::len(len),
-                timeout_ns(self.write_timeout.get()),
-                sys::ptr_mut(&mut n),
-            )
-        };
+        let timeout = timeout_ns(self.write_timeout.get());
+        let rc = host::net_write(self.handle.handle, &buf[..len], timeout, &mut n);
         match rc {
             err::OK => Ok(n as usize),
             // Part of the buffer went before the error: report that part, as
@@ -696,8 +662,7 @@ impl UdpSocket {
     /// Binds a UDP socket to `addr` (`HOST:PORT`; port 0 picks a free
     /// port). Errors as [`TcpListener::bind`].
     pub fn bind(addr: &str) -> io::Result<UdpSocket> {
-        open(|out| unsafe { sys::udp_bind(sys::ptr(addr.as_ptr()), sys::len(addr.len()), out) })
-            .map(Self::from_owned)
+        open(|out| host::udp_bind(addr, out)).map(Self::from_owned)
     }
 
     /// Sends `buf` as one datagram to `addr` (`HOST:PORT`, resolved by the
@@ -709,17 +674,8 @@ impl UdpSocket {
     /// a datagram too large).
     pub fn send_to(&self, buf: &[u8], addr: &str) -> io::Result<usize> {
         let mut n = 0u32;
-        let rc = unsafe {
-            sys::udp_send_to(
-                self.handle.raw(),
-                sys::ptr(buf.as_ptr()),
-                sys::len(buf.len()),
-                sys::ptr(addr.as_ptr()),
-                sys::len(addr.len()),
-                timeout_ns(self.write_timeout.get()),
-                sys::ptr_mut(&mut n),
-            )
-        };
+        let timeout = timeout_ns(self.write_timeout.get());
+        let rc = host::udp_send_to(self.handle.handle, buf, addr, timeout, &mut n);
         check(rc)?;
         Ok(n as usize)
     }
@@ -731,18 +687,15 @@ impl UdpSocket {
         let mut n = 0u32;
         let mut addr = [0u8; 128];
         let mut addr_len = 0u32;
-        let rc = unsafe {
-            sys::udp_recv_from(
-                self.handle.raw(),
-                sys::ptr_mut(buf.as_mut_ptr()),
-                sys::len(buf.len()),
-                timeout_ns(self.read_timeout.get()),
-                sys::ptr_mut(&mut n),
-                sys::ptr_mut(addr.as_mut_ptr()),
-                sys::len(addr.len()),
-                sys::ptr_mut(&mut addr_len),
-            )
-        };
+        let timeout = timeout_ns(self.read_timeout.get());
+        let rc = host::udp_recv_from(
+            self.handle.handle,
+            buf,
+            timeout,
+            &mut n,
+            &mut addr,
+            &mut addr_len,
+        );
         check(rc)?;
         // The SPEC says 47 bytes always suffice; a longer one was truncated
         // and fails to parse.

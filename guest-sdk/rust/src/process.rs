@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use troupe_abi::tag;
 
 use crate::message::{receive_decoded, send_value};
-use crate::{sys, ReceiveError, RequestError, SendError};
+use crate::{ReceiveError, RequestError, SendError};
 
 /// A process identifier: unique for the whole life of the VM, never reused.
 /// The root process is pid 1.
@@ -35,7 +35,7 @@ thread_local! {
 pub fn self_pid() -> Pid {
     SELF_PID.with(|cached| {
         if cached.get() == 0 {
-            cached.set(unsafe { sys::self_pid() } as u64);
+            cached.set(crate::host::self_pid());
         }
         Pid(cached.get())
     })
@@ -47,7 +47,7 @@ pub fn self_pid() -> Pid {
 /// time, use [`Mailbox::receive_timeout`] instead.
 pub fn sleep(duration: Duration) {
     let ns = i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX);
-    unsafe { crate::sys::sleep(ns) }
+    crate::host::sleep(ns)
 }
 
 /// A typed handle to a process whose mailbox receives messages of type `M`.

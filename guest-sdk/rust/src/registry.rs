@@ -6,7 +6,7 @@ use troupe_abi::{err, tag};
 
 use crate::error::{last_error_message, unexpected};
 use crate::message::encode;
-use crate::{sys, Pid, Process};
+use crate::{host, Pid, Process};
 
 /// A registry call failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl std::error::Error for RegistryError {}
 
 /// Registers `name` for `pid`; fails if the name is taken.
 pub fn register(name: &str, pid: Pid) -> Result<(), RegistryError> {
-    let rc = unsafe { sys::register(sys::ptr(name.as_ptr()), sys::len(name.len()), pid.0 as i64) };
+    let rc = host::register(name, pid.0);
     match rc {
         err::OK => Ok(()),
         err::ALREADY_REGISTERED => Err(RegistryError::AlreadyRegistered(last_error_message())),
@@ -52,7 +52,7 @@ pub fn register(name: &str, pid: Pid) -> Result<(), RegistryError> {
 
 /// Frees `name`.
 pub fn unregister(name: &str) -> Result<(), RegistryError> {
-    match unsafe { sys::unregister(sys::ptr(name.as_ptr()), sys::len(name.len())) } {
+    match host::unregister(name) {
         err::OK => Ok(()),
         // A name too long to be registered is not registered.
         err::NOT_FOUND | err::INVALID_ARGUMENT => Err(RegistryError::NotFound(name.to_owned())),
@@ -63,13 +63,7 @@ pub fn unregister(name: &str) -> Result<(), RegistryError> {
 /// The process registered under `name`, if any.
 pub fn whereis(name: &str) -> Option<Pid> {
     let mut pid = 0u64;
-    let rc = unsafe {
-        sys::whereis(
-            sys::ptr(name.as_ptr()),
-            sys::len(name.len()),
-            sys::ptr_mut(&mut pid),
-        )
-    };
+    let rc = host::whereis(name, &mut pid);
     match rc {
         err::OK => Some(Pid(pid)),
         err::NOT_FOUND | err::INVALID_ARGUMENT => None,
@@ -80,15 +74,7 @@ pub fn whereis(name: &str) -> Option<Pid> {
 /// Sends `msg` to the process registered under `name` (one host call).
 pub fn send_named<M: Serialize>(name: &str, msg: &M) -> Result<(), RegistryError> {
     let data = encode(msg);
-    let rc = unsafe {
-        sys::send_named(
-            sys::ptr(name.as_ptr()),
-            sys::len(name.len()),
-            tag::DATA as i64,
-            sys::ptr(data.as_ptr()),
-            sys::len(data.len()),
-        )
-    };
+    let rc = host::send_named(name, tag::DATA, &data);
     match rc {
         err::OK => Ok(()),
         err::NOT_FOUND | err::NO_PROCESS => Err(RegistryError::NotFound(name.to_owned())),

@@ -18,7 +18,7 @@ use troupe_abi::{err, tag};
 
 use crate::error::unexpected;
 use crate::message::{codec, receive_with, timeout_ns};
-use crate::{sys, Pid, ReceiveError, SendError};
+use crate::{host, Pid, ReceiveError, SendError};
 
 /// Why a process ended, and which limit it exceeded: defined once, in
 /// `troupe-abi`, for the host and the guests alike.
@@ -70,12 +70,12 @@ fn no_process(pid: Pid, rc: i32, function: &str) -> Result<(), SendError> {
 /// too (or, trapping exits, gets an [`Event::Exit`]). `NoProcess` if `pid`
 /// does not exist (Erlang raises `noproc` in the caller instead).
 pub fn link(pid: Pid) -> Result<(), SendError> {
-    no_process(pid, unsafe { sys::link(pid.0 as i64) }, "link")
+    no_process(pid, host::link(pid.0), "link")
 }
 
 /// Removes the link with `pid`, if any.
 pub fn unlink(pid: Pid) {
-    unsafe { sys::unlink(pid.0 as i64) };
+    host::unlink(pid.0);
 }
 
 /// Monitors `pid`: when it ends this process receives one
@@ -85,9 +85,9 @@ pub fn unlink(pid: Pid) {
 /// # Panics
 /// If this process already holds `troupe_abi::limit::MONITORS` monitors.
 pub fn monitor(pid: Pid) -> MonitorRef {
-    match unsafe { sys::monitor(pid.0 as i64) } {
+    match host::monitor(pid.0) {
         0 => unexpected("monitor", err::RESOURCE_LIMIT),
-        reference => MonitorRef(reference as u64),
+        reference => MonitorRef(reference),
     }
 }
 
@@ -95,7 +95,7 @@ pub fn monitor(pid: Pid) -> MonitorRef {
 /// `demonitor(Ref, [flush])`). `false` if this process holds no such
 /// monitor and no DOWN of it was queued.
 pub fn demonitor(monitor: MonitorRef) -> bool {
-    let held = match unsafe { sys::demonitor(monitor.0 as i64) } {
+    let held = match host::demonitor(monitor.0) {
         err::OK => true,
         err::NOT_FOUND => false,
         code => unexpected("demonitor", code),
@@ -164,12 +164,12 @@ pub fn receive_down_from(
 /// Turns exit trapping on or off; returns the previous setting. A process
 /// that traps exits receives [`Event::Exit`] instead of dying with its links.
 pub fn trap_exit(enable: bool) -> bool {
-    unsafe { sys::trap_exit(enable as i32) != 0 }
+    host::trap_exit(enable)
 }
 
 /// Kills `pid` (untrappable): it ends with [`ExitReason::Killed`].
 pub fn kill(pid: Pid) -> Result<(), SendError> {
-    no_process(pid, unsafe { sys::kill(pid.0 as i64) }, "kill")
+    no_process(pid, host::kill(pid.0), "kill")
 }
 
 /// Sends the exit signal `reason` to `pid`, as if a linked process had ended
@@ -178,7 +178,7 @@ pub fn kill(pid: Pid) -> Result<(), SendError> {
 /// it.
 pub fn send_exit(pid: Pid, reason: &ExitReason) -> Result<(), SendError> {
     let data = reason.encode();
-    let rc = unsafe { sys::send_exit(pid.0 as i64, sys::ptr(data.as_ptr()), sys::len(data.len())) };
+    let rc = host::send_exit(pid.0, &data);
     no_process(pid, rc, "send_exit")
 }
 
@@ -186,8 +186,7 @@ pub fn send_exit(pid: Pid, reason: &ExitReason) -> Result<(), SendError> {
 pub fn exit(reason: ExitReason) -> ! {
     let _ = std::io::Write::flush(&mut std::io::stdout());
     let data = reason.encode();
-    unsafe { sys::exit(sys::ptr(data.as_ptr()), sys::len(data.len())) };
-    unreachable!("troupe_process::exit returned")
+    host::exit(&data)
 }
 
 /// Makes a panic end this process with [`ExitReason::Trap`] carrying the

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use troupe_abi::{err, tag, val};
 
 use crate::error::{last_error_message, unexpected};
+use crate::host::{self, ConfigList};
 use crate::message::{encode, receive_decoded};
-use crate::{sys, LoadError, Mailbox, Pid, Process, ReceiveError, SpawnError};
+use crate::{LoadError, Mailbox, Pid, Process, ReceiveError, SpawnError};
 
 /// A compiled WebAssembly module the VM can spawn processes of.
 ///
@@ -26,13 +27,7 @@ impl Module {
     /// SHA-256 of their bytes, so loading the same bytes again is immediate.
     pub fn load(bytes: &[u8]) -> Result<Module, LoadError> {
         let mut handle = 0u64;
-        let rc = unsafe {
-            sys::module_load(
-                sys::ptr(bytes.as_ptr()),
-                sys::len(bytes.len()),
-                sys::ptr_mut(&mut handle),
-            )
-        };
+        let rc = host::module_load(bytes, &mut handle);
         match rc {
             err::OK => Ok(Module { handle }),
             code => Err(LoadError::Module {
@@ -56,7 +51,7 @@ impl Module {
     /// The calling process's own module.
     pub fn this() -> Module {
         Module {
-            handle: unsafe { sys::module_self() } as u64,
+            handle: host::module_self(),
         }
     }
 
@@ -344,7 +339,7 @@ impl Config {
         let envs = options.envs.as_deref().map(env_list).transpose()?;
         let preopens = options.preopens.as_deref().map(nul_list).transpose()?;
         let net = options.net.as_deref().map(nul_list).transpose()?;
-        let config = match unsafe { sys::config_new() } {
+        let config = match host::config_new() {
             // The process holds `troupe_abi::limit::CONFIGS` of them.
             0 => return Err(SpawnError::from_host(err::RESOURCE_LIMIT)),
             handle => Config(handle),
@@ -354,34 +349,34 @@ impl Config {
             code => Err(SpawnError::from_host(code)),
         };
         if let Some(list) = &args {
-            let (ptr, len) = (sys::ptr(list.as_ptr()), sys::len(list.len()));
-            check(unsafe { sys::config_set_args(config.0, ptr, len) })?;
+            check(host::config_set_list(config.0, ConfigList::Args, list))?;
         }
         if let Some(list) = &envs {
-            let (ptr, len) = (sys::ptr(list.as_ptr()), sys::len(list.len()));
-            check(unsafe { sys::config_set_envs(config.0, ptr, len) })?;
+            check(host::config_set_list(config.0, ConfigList::Envs, list))?;
         }
         if let Some(list) = &preopens {
-            let (ptr, len) = (sys::ptr(list.as_ptr()), sys::len(list.len()));
-            check(unsafe { sys::config_preopens_only(config.0, ptr, len) })?;
+            check(host::config_set_list(
+                config.0,
+                ConfigList::PreopensOnly,
+                list,
+            ))?;
         }
         if let Some(list) = &net {
-            let (ptr, len) = (sys::ptr(list.as_ptr()), sys::len(list.len()));
-            check(unsafe { sys::config_set_net(config.0, ptr, len) })?;
+            check(host::config_set_list(config.0, ConfigList::Net, list))?;
         }
         if options.link {
-            check(unsafe { sys::config_link(config.0) })?;
+            check(host::config_link(config.0))?;
         }
         if let Some(bytes) = options.max_memory {
             let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
-            check(unsafe { sys::config_set_max_memory(config.0, bytes) })?;
+            check(host::config_set_max_memory(config.0, bytes))?;
         }
         if let Some(units) = options.fuel {
             let units = i64::try_from(units).unwrap_or(i64::MAX);
-            check(unsafe { sys::config_set_fuel(config.0, units) })?;
+            check(host::config_set_fuel(config.0, units))?;
         }
         if let Some(allowed) = options.can_spawn {
-            check(unsafe { sys::config_set_can_spawn(config.0, allowed as i32) })?;
+            check(host::config_set_can_spawn(config.0, allowed))?;
         }
         Ok(config)
     }
@@ -390,7 +385,7 @@ impl Config {
 impl Drop for Config {
     fn drop(&mut self) {
         if self.0 != val::CONFIG_INHERIT as i64 {
-            let rc = unsafe { sys::config_drop(self.0) };
+            let rc = host::config_drop(self.0);
             if rc != err::OK {
                 unexpected("config_drop", rc);
             }
@@ -435,19 +430,7 @@ fn spawn_raw(
     arg: &[u8],
 ) -> Result<Pid, SpawnError> {
     let mut pid = 0u64;
-    let rc = unsafe {
-        sys::spawn(
-            module as i64,
-            config,
-            sys::ptr(entry.as_ptr()),
-            sys::len(entry.len()),
-            sys::ptr(params.as_ptr()),
-            sys::len(params.len()),
-            sys::ptr(arg.as_ptr()),
-            sys::len(arg.len()),
-            sys::ptr_mut(&mut pid),
-        )
-    };
+    let rc = host::spawn(module, config, entry, params, arg, &mut pid);
     match rc {
         err::OK => Ok(Pid(pid)),
         code => Err(SpawnError::from_host(code)),
@@ -506,8 +489,10 @@ pub extern "C" fn __troupe_entry(a: i32, b: i32) {
 /// The call stack is discarded without unwinding, as by
 /// [`std::process::exit`]: values owned by the callers of `hibernate` are
 /// never dropped (their heap memory leaks), so call it at the end of a
-/// process function, with all the state in `state`. The heap, statics and
-/// this crate's message stash are kept.
+/// process function, with all the state in `state`, and keep nothing that
+/// points into those frames (such as a future pinned on the stack and
+/// registered with an executor). The heap, statics and this crate's message
+/// stash are kept.
 ///
 /// # Panics
 ///
@@ -532,16 +517,11 @@ pub fn hibernate<S: 'static, M: DeserializeOwned>(state: S, f: fn(S, Mailbox<M>)
     let boxed = Box::into_raw(Box::new((f, state)));
     let wake: fn(usize) = wake::<S, M>;
     let params = [wake as usize as i64, boxed as usize as i64];
-    // Returns only on error.
-    let rc = unsafe {
-        sys::hibernate(
-            sys::ptr(val::SDK_ENTRY.as_ptr()),
-            sys::len(val::SDK_ENTRY.len()),
-            sys::ptr(params.as_ptr()),
-            sys::len(params.len()),
-        )
-    };
-    // SAFETY: the box was not handed over.
+    // Returns only on error. The state is in the heap, handed over by
+    // address: nothing refers to the frames the call discards.
+    let rc = host::hibernate(val::SDK_ENTRY, &params);
+    // SAFETY: `boxed` came from `Box::into_raw` above and, the call having
+    // failed, was not handed over: this is its only owner.
     drop(unsafe { Box::from_raw(boxed) });
     panic!(
         "troupe: process {} cannot hibernate ({}): {}",

@@ -8,7 +8,7 @@ use troupe_abi::{err, tag, val};
 
 use crate::error::unexpected;
 use crate::message::encode;
-use crate::{sys, Process};
+use crate::{host, Process};
 
 /// A timer started by [`send_after`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -23,16 +23,8 @@ pub struct TimerRef(pub u64);
 pub fn send_after<M: Serialize>(to: &Process<M>, msg: &M, delay: Duration) -> TimerRef {
     let data = encode(msg);
     let mut reference = 0u64;
-    let rc = unsafe {
-        sys::send_after(
-            to.pid().0 as i64,
-            tag::DATA as i64,
-            sys::ptr(data.as_ptr()),
-            sys::len(data.len()),
-            i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX),
-            sys::ptr_mut(&mut reference),
-        )
-    };
+    let delay_ns = i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX);
+    let rc = host::send_after(to.pid().0, tag::DATA, &data, delay_ns, &mut reference);
     if rc != err::OK {
         unexpected("send_after", rc);
     }
@@ -42,5 +34,5 @@ pub fn send_after<M: Serialize>(to: &Process<M>, msg: &M, delay: Duration) -> Ti
 /// Cancels a timer: `true` if it had not fired yet (the message will not be
 /// sent), `false` if it already fired.
 pub fn cancel_timer(timer: TimerRef) -> bool {
-    unsafe { sys::cancel_timer(timer.0 as i64) == val::TIMER_CANCELLED }
+    host::cancel_timer(timer.0) == val::TIMER_CANCELLED
 }
