@@ -137,6 +137,12 @@ pub fn dedup_env(envs: &[String]) -> Vec<(String, String)> {
 /// nor anything under `/proc`, `/sys` or `/dev`. Each becomes a preopened
 /// directory (the guest also reaches it through `/`); files are skipped by
 /// the caller.
+///
+/// Parsed here rather than with `procfs` (already in Cargo.lock, through
+/// runwasi's libcontainer): procfs 0.17's `MountInfo::mount_point` keeps the
+/// kernel's octal escapes, so a volume at `/my files` would come back as
+/// `/my\040files`, a directory that does not exist (the test
+/// `app_mounts_become_preopens_and_system_mounts_do_not` has one).
 pub fn app_mounts(mountinfo: &str) -> Vec<String> {
     let mut out = Vec::new();
     for line in mountinfo.lines() {
