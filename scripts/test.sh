@@ -32,6 +32,7 @@ if [ $quick = 1 ]; then
     --workspace --all-targets -- -D warnings
   step "unit tests (host workspace), host-api and ABI tests (release)"
   cargo test --release --locked --workspace --lib --bins
+  cargo test --release --locked -p troupe-host-api --test abi
   cargo test --release --locked --workspace --doc
   cargo test --release --locked -p troupe-abi --features serde
   step "Rust guest SDK: host tests"
