@@ -8,7 +8,11 @@ GUESTS="$CARGO_TARGET_DIR/wasm32-wasip1/release"
 # Rust SDK, the examples, the test and benchmark guests). One target dir.
 WASM_MANIFEST="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/wasm/Cargo.toml"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step is printed with the seconds since the outermost script began
+# (TROUPE_T0 is passed on to the scripts it runs), so a log shows where the
+# time goes.
+export TROUPE_T0="${TROUPE_T0:-$(date +%s)}"
+step() { printf '\n==> [%ss] %s\n' "$(( $(date +%s) - TROUPE_T0 ))" "$*"; }
 
 # Builds every guest of the wasm32-wasip1 workspace into $GUESTS, once: the
 # VM's tests run the same command (vm/tests/all/common.rs), so whichever comes

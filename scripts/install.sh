@@ -7,6 +7,9 @@
 #   bash scripts/install.sh           # everything scripts/test.sh needs
 #   bash scripts/install.sh --minimal # what scripts/setup.sh needs: the wasm
 #                                     # target, Go and the build dependencies
+#   bash scripts/install.sh --no-containers  # all but the container tests'
+#                                     # packages (test.sh installs those while
+#                                     # it compiles)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -23,7 +26,7 @@ fi
 install_go
 raise_map_count
 install_build_deps
-if [ "${1:-}" != --minimal ]; then
+if [ "${1:-}" != --minimal ] && [ "${1:-}" != --no-containers ]; then
   # The container tests: containerd, docker.io, docker-compose, the grpc
   # client's packages and the musl target (only what is missing).
   bash scripts/e2e-containers.sh --install

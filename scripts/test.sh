@@ -17,8 +17,14 @@ case "${1:-}" in
 esac
 start=$(date +%s)
 
+containers_installing=
 if [ $quick = 0 ]; then
-  bash scripts/install.sh
+  bash scripts/install.sh --no-containers
+  # The container tests' packages (apt: mostly waiting on the network and
+  # the disk) install while the code compiles; the container step waits.
+  install_log="$(mktemp /var/tmp/troupe-install.XXXXXX)"
+  bash scripts/e2e-containers.sh --install > "$install_log" 2>&1 &
+  containers_installing=$!
 fi
 
 step "cargo fmt --check (host and wasm32-wasip1 workspaces)"
@@ -68,6 +74,12 @@ cargo test --release --locked --workspace
 cargo test --release --locked -p troupe-abi --features serde
 
 step "containers: the shim, troupe image, compose, CRI (own containerd and dockerd)"
+if ! wait "$containers_installing"; then
+  cat "$install_log" >&2
+  echo "installing the container tests' packages failed (log above)" >&2
+  exit 1
+fi
+cat "$install_log"; rm -f "$install_log"
 bash scripts/e2e-containers.sh
 
 step "Rust guest SDK: host tests"

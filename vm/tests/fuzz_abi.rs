@@ -445,19 +445,24 @@ fn random_host_calls_from_random_guests_never_break_the_vm() {
     let last = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-last-seed");
     let started = Instant::now();
     let mut seed = start_seed;
+    let mut slowest = (Duration::ZERO, 0);
     while started.elapsed() < Duration::from_secs(secs) {
         // If the VM aborts, this file names the case that did it.
         std::fs::write(&last, seed.to_string()).unwrap();
+        let case = Instant::now();
         if let Err(e) = run_case(seed, &fns) {
             panic!("seed {seed}: {e}\nreplay: TROUPE_FUZZ_SEED={seed} cargo test --release -p troupe-vm --test fuzz_abi -- --nocapture");
         }
+        slowest = slowest.max((case.elapsed(), seed));
         seed += 1;
     }
     println!(
-        "fuzz_abi: {} cases (seeds {start_seed}..{seed}) in {:.0?}, {} host functions",
+        "fuzz_abi: {} cases (seeds {start_seed}..{seed}) in {:.0?}, {} host functions; the slowest: seed {} in {:.1?}",
         seed - start_seed,
         started.elapsed(),
-        fns.len()
+        fns.len(),
+        slowest.1,
+        slowest.0
     );
 }
 
