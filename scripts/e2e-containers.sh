@@ -68,20 +68,14 @@ t_build=$(date +%s)
 # they built is reused rather than rebuilt with other features.
 cargo build --release --locked --workspace ||
   die "cargo build (shim, troupe) failed"
-# A static troupe for FROM-scratch images run by runc. musl-tools is not
-# needed: gcc compiles the few C files (wasmtime's helpers) for musl fine.
-# Stripped (a 20 MB binary), and built by rustc alone as a release is, even
-# when test.sh has clippy lint the crates as it builds them (it did, above).
-CC_x86_64_unknown_linux_musl=gcc CARGO_PROFILE_RELEASE_STRIP=symbols \
-  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS cargo build --release --locked \
-  --target x86_64-unknown-linux-musl -p troupe-cli --bin troupe ||
-  die "cargo build (static troupe) failed"
+# The static troupe for FROM-scratch images run by runc (build_static_troupe
+# in env.sh): nothing to do if test.sh built it in the background.
+build_static_troupe --locked || die "cargo build (static troupe) failed"
 # Every guest (the examples, and the hostile test guest for the shim under
 # faults), as test.sh and the VM's tests build them: nothing to do after them.
 build_guests --locked || die "building the guests failed"
 echo "builds took $(( $(date +%s) - t_build )) s"
 SHIM_BIN="$CARGO_TARGET_DIR/release/containerd-shim-troupe-v1"
-STATIC_TROUPE="$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/troupe"
 for f in "$SHIM_BIN" "$TROUPE" "$STATIC_TROUPE" "$GUESTS/hello.wasm" "$GUESTS/workers.wasm" \
          "$GUESTS/crash.wasm" "$GUESTS/heartbeat.wasm" "$GUESTS/hostile.wasm"; do
   [ -f "$f" ] || die "missing $f"

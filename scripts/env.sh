@@ -40,6 +40,20 @@ lint_while_building() {
   export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 }
 
+# The static troupe (musl, stripped) that FROM-scratch images carry, as
+# releases are built: by rustc alone, even where test.sh has clippy lint our
+# crates while they compile. Its own target dir, because a cargo build locks
+# the target dir it uses: test.sh builds this one in the background, at low
+# priority, while it compiles and tests everything else. musl-tools is not
+# needed: gcc compiles wasmtime's few C files for musl.
+STATIC_TARGET_DIR="$CARGO_TARGET_DIR/static"
+STATIC_TROUPE="$STATIC_TARGET_DIR/x86_64-unknown-linux-musl/release/troupe"
+build_static_troupe() {
+  CC_x86_64_unknown_linux_musl=gcc CARGO_PROFILE_RELEASE_STRIP=symbols \
+    CARGO_TARGET_DIR="$STATIC_TARGET_DIR" env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS \
+    cargo build --release --target x86_64-unknown-linux-musl -p troupe-cli --bin troupe "$@"
+}
+
 # Each live process holds about six kernel memory mappings; the kernel's
 # default vm.max_map_count (65530) caps a VM near 10,000 processes. Raise it
 # where we can (root), and say so where we cannot.

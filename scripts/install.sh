@@ -18,6 +18,10 @@ step "install: Rust targets and components, Go 1.23, build dependencies"
 have_target() { rustup target list --installed 2>/dev/null | grep -qx "$1"; }
 have_target wasm32-wasip1 || rustup target add wasm32-wasip1
 if [ "${1:-}" != --minimal ]; then
+  # The static troupe of the container tests (build_static_troupe).
+  have_target x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+fi
+if [ "${1:-}" != --minimal ]; then
   for c in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$c" ||
       rustup component add "$c" >/dev/null 2>&1 || true

@@ -5,21 +5,16 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/troupe-target}"
-static="$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/troupe"
-guests="$CARGO_TARGET_DIR/wasm32-wasip1/release"
-if [ ! -x "$static" ]; then
+source "$root/scripts/env.sh"
+if [ ! -x "$STATIC_TROUPE" ]; then
   rustup target add x86_64-unknown-linux-musl
-  # gcc compiles wasmtime's few C files for musl; musl-tools is not needed.
-  (cd "$root" && CC_x86_64_unknown_linux_musl=gcc CARGO_PROFILE_RELEASE_DEBUG=0 \
-     CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --locked \
-     --target x86_64-unknown-linux-musl -p troupe-cli --bin troupe)
+  (cd "$root" && build_static_troupe --locked)
 fi
-if [ ! -f "$guests/workers.wasm" ] || [ ! -f "$guests/heartbeat.wasm" ] ||
-   [ ! -f "$guests/kv-server.wasm" ] || [ ! -f "$guests/kv-client.wasm" ]; then
-  (cd "$root/examples" && cargo build --release --locked --target wasm32-wasip1)
+if [ ! -f "$GUESTS/workers.wasm" ] || [ ! -f "$GUESTS/heartbeat.wasm" ] ||
+   [ ! -f "$GUESTS/kv-server.wasm" ] || [ ! -f "$GUESTS/kv-client.wasm" ]; then
+  (cd "$root" && build_guests --locked)
 fi
 mkdir -p "$here/context"
-cp "$static" "$here/context/troupe"
-for m in workers heartbeat hello kv-server kv-client; do cp "$guests/$m.wasm" "$here/context/"; done
+cp "$STATIC_TROUPE" "$here/context/troupe"
+for m in workers heartbeat hello kv-server kv-client; do cp "$GUESTS/$m.wasm" "$here/context/"; done
 ls -l "$here/context"
