@@ -254,3 +254,13 @@ func sysNetAttach(handle int64) int32 {
 	notWasm()
 	return 0
 }
+
+func sysNetDescriptor(handle int64, outFd unsafe.Pointer) int32 {
+	notWasm()
+	return 0
+}
+
+func sysNetHandleOf(fd int32, outHandle unsafe.Pointer) int32 {
+	notWasm()
+	return 0
+}

@@ -173,3 +173,9 @@ func sysNetResolve(name unsafe.Pointer, nameLen int32, buf unsafe.Pointer, bufLe
 
 //go:wasmimport troupe_net attach
 func sysNetAttach(handle int64) int32
+
+//go:wasmimport troupe_net descriptor
+func sysNetDescriptor(handle int64, outFd unsafe.Pointer) int32
+
+//go:wasmimport troupe_net handle_of
+func sysNetHandleOf(fd int32, outHandle unsafe.Pointer) int32

@@ -29,8 +29,9 @@ pub mod process;
 pub mod reason;
 pub mod registry;
 pub mod timer;
+pub mod wasi;
 
-pub use net::{NetPolicy, NetRule, Socket, SocketRef, Sockets};
+pub use net::{FdState, Listener, NetPolicy, NetRule, Socket, SocketRef, Sockets};
 pub use reason::{ExitReason, GuestExit, Hibernate, Limit, LimitExceeded};
 
 /// A message in a mailbox: a tag chosen by the sender, the sender's pid and
@@ -226,6 +227,18 @@ pub trait ProcessCtx: Send + 'static {
         tags: TagSet,
         timeout: Option<Duration>,
     ) -> impl Future<Output = Option<Message>> + Send + '_;
+
+    /// How many messages have arrived in this process's mailbox so far
+    /// (the mailbox descriptor's readiness, see [`wasi`]).
+    fn mailbox_arrivals(&self) -> u64;
+
+    /// Completes once more than `after` messages have arrived in this
+    /// process's mailbox.
+    fn mailbox_arrival(&self, after: u64) -> impl Future<Output = ()> + Send + 'static;
+
+    /// The process's WASI preview 1 context (which may be built on first
+    /// use).
+    fn wasi(&mut self) -> &mut wasmtime_wasi::p1::WasiP1Ctx;
 
     /// The message taken by `receive` that did not fit the guest's buffer.
     fn held_message(&mut self) -> &mut Option<Message>;

@@ -69,7 +69,11 @@ async fn receive<T: ProcessCtx>(
     let timeout = (timeout_ns >= 0).then(|| Duration::from_nanos(timeout_ns as u64));
     let state = g.ctx_mut();
     *state.held_message() = None;
+    // Counted before looking, so that a message arriving while this receive
+    // finds none makes the mailbox's descriptor ready (see `wasi`).
+    let arrivals = state.mailbox_arrivals();
     let Some(msg) = state.receive(tags, timeout).await else {
+        state.sockets().arm_mailbox(arrivals);
         return Err(HostError::new(
             err::TIMEOUT,
             format!("no matching message within {timeout_ns} ns"),

@@ -69,7 +69,7 @@ pub(crate) fn new_engine(config: &VmConfig) -> Result<(Engine, Linker<ProcessSta
     }
     let engine = Engine::new(&wasm).map_err(|e| RunError::Engine(format!("{e:#}")))?;
     let mut linker = Linker::new(&engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut linker, ProcessState::wasi)
+    troupe_host_api::wasi::register(&mut linker)
         .and_then(|_| troupe_host_api::register(&mut linker))
         .map_err(|e| RunError::Engine(format!("{e:#}")))?;
     Ok((engine, linker))

@@ -67,7 +67,7 @@ impl VmInner {
         self.warn_map_limit(self.live.load(Ordering::Relaxed));
 
         // Without preopens the context cannot fail to build: it is built on
-        // the process's first WASI call (see `ProcessState::wasi`).
+        // the process's first WASI call (see `ProcessState::wasi_ctx`).
         let wasi = if perms.preopens.is_empty() {
             None
         } else {

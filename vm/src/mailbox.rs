@@ -25,6 +25,8 @@ struct Inner {
     closed: bool,
     /// Bytes charged for the queued messages.
     bytes: u64,
+    /// Messages pushed so far (the mailbox descriptor's readiness).
+    arrivals: u64,
 }
 
 /// What a queued message costs its receiver.
@@ -92,6 +94,7 @@ impl Mailbox {
         let n = cost(&msg);
         self.budget.charge(n, check).map_err(PushError::Full)?;
         inner.bytes += n;
+        inner.arrivals += 1;
         inner.queue.push_back(msg);
         let waker = inner.waker.take();
         drop(inner);
@@ -149,6 +152,22 @@ impl Mailbox {
             Some(d) if d.is_zero() => None,
             Some(d) => tokio::time::timeout(d, wait).await.ok(),
         }
+    }
+
+    /// How many messages have been pushed so far.
+    pub(crate) fn arrivals(&self) -> u64 {
+        self.lock().arrivals
+    }
+
+    /// Ready once more than `after` messages have been pushed; otherwise the
+    /// receiver's task is woken at the next push.
+    pub(crate) fn poll_arrival(&self, after: u64, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let mut inner = self.lock();
+        if inner.arrivals > after || inner.closed {
+            return Poll::Ready(());
+        }
+        inner.park(cx.waker());
+        Poll::Pending
     }
 
     /// Waits until a message is queued (of any tag), without taking it.

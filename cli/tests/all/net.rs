@@ -25,7 +25,12 @@ const WAIT: Duration = Duration::from_secs(60);
 /// printed `ok: <line>` for every line of `expected`, no `FAIL` and no trap,
 /// and `done` last. Returns its stdout.
 fn checks(flags: &[&str], args: &[&str], expected: &[&str]) -> String {
-    let path = guest("net_checks");
+    guest_checks("net_checks", flags, args, expected)
+}
+
+/// [`checks`] with another guest of the same kind.
+fn guest_checks(name: &str, flags: &[&str], args: &[&str], expected: &[&str]) -> String {
+    let path = guest(name);
     let mut argv = vec!["run"];
     argv.extend_from_slice(flags);
     argv.push(path.to_str().unwrap());
@@ -527,5 +532,65 @@ fn kv_server_serves_kv_client_and_a_crashing_handler_loses_only_its_connection()
     assert!(
         stderr.contains("trapped: panicked at") && stderr.contains("CRASH"),
         "the handler's crash is reported: {stderr}"
+    );
+}
+
+// Sockets and the mailbox as WASI descriptors (SPEC.md, "WASI descriptors"):
+// the guest `wasi_sockets`, whose peers are processes of the same VM.
+
+#[test]
+fn std_net_works_on_a_troupe_socket_in_blocking_mode() {
+    guest_checks(
+        "wasi_sockets",
+        &["--allow-net=127.0.0.1"],
+        &["std_blocking"],
+        &[
+            "a socket's descriptor is at FD_BASE or above",
+            "fd_read reads what the peer wrote",
+            "fd_write and sock_shutdown reach the peer (it read to the end)",
+            "after the peer closed, a read returns the end of the stream",
+            "from_std gives the stream back, with its peer",
+        ],
+    );
+}
+
+#[test]
+fn non_blocking_sockets_report_readiness_in_poll_oneoff_once_per_eagain() {
+    guest_checks(
+        "wasi_sockets",
+        &["--allow-net=127.0.0.1"],
+        &["nonblocking_poll"],
+        &[
+            "accept without a connection: EAGAIN",
+            "no connection: only the clock fires",
+            "a connection makes the listener ready to read",
+            "a read with nothing to read: EAGAIN",
+            "data makes the stream ready to read",
+            "readiness is reported once until a read returns EAGAIN (edge-triggered)",
+            "the rest of the data is there",
+            "drained: EAGAIN",
+            "after EAGAIN, new data is reported again",
+            "a new stream is ready to write",
+            "and not again while no write returned EAGAIN",
+            "a listener is never ready to write",
+            "the peer's close is reported (HANGUP, or the end of the stream)",
+        ],
+    );
+}
+
+#[test]
+fn the_mailbox_descriptor_wakes_a_poll_when_a_message_arrives() {
+    guest_checks(
+        "wasi_sockets",
+        &[],
+        &["mailbox_fd"],
+        &[
+            "an empty mailbox is not ready",
+            "a receive finds none",
+            "a message makes the mailbox's descriptor ready to read (never to write)",
+            "and it wakes the poll at once",
+            "the message is then received with time-out 0",
+            "reported once: disarmed until a receive finds none",
+        ],
     );
 }

@@ -168,6 +168,12 @@ const (
 	ValShutdownWrite int32 = 1
 	// ValShutdownBoth is troupe_net.shutdown's how: shut both halves.
 	ValShutdownBoth int32 = 2
+	// ValFdBase is the lowest WASI file descriptor of a socket (2^30).
+	ValFdBase uint32 = 1073741824
+	// ValMailboxFd is the WASI file descriptor of the caller's mailbox
+	// (2^30 - 1): readable in poll_oneoff when a message has arrived since a
+	// receive last found none.
+	ValMailboxFd uint32 = 1073741823
 )
 
 // What one process may hold at once (Rust: limit); going over fails the

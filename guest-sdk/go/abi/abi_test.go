@@ -78,6 +78,8 @@ var goValues = map[string]any{
 	"ValShutdownRead":      ValShutdownRead,
 	"ValShutdownWrite":     ValShutdownWrite,
 	"ValShutdownBoth":      ValShutdownBoth,
+	"ValFdBase":            ValFdBase,
+	"ValMailboxFd":         ValMailboxFd,
 	"LimitTimers":          LimitTimers,
 	"LimitMonitors":        LimitMonitors,
 	"LimitLinks":           LimitLinks,

@@ -491,3 +491,15 @@ pub(crate) fn attach(handle: u64) -> i32 {
     // SAFETY: no pointers.
     unsafe { sys::attach(handle as i64) }
 }
+
+/// The WASI descriptor of socket `handle` goes to `fd`.
+pub(crate) fn descriptor(handle: u64, fd: &mut u32) -> i32 {
+    // SAFETY: `fd` an exclusive u32.
+    unsafe { sys::descriptor(handle as i64, ptr_mut(fd)) }
+}
+
+/// The handle of the socket behind WASI descriptor `fd` goes to `handle`.
+pub(crate) fn handle_of(fd: u32, handle: &mut u64) -> i32 {
+    // SAFETY: `handle` an exclusive u64.
+    unsafe { sys::handle_of(fd as i32, ptr_mut(handle)) }
+}

@@ -357,6 +357,15 @@ macro_rules! socket_common {
             pub fn local_addr(&self) -> io::Result<SocketAddr> {
                 local_addr_of(self.handle.handle)
             }
+
+            /// The socket's WASI file descriptor in this process (see "WASI
+            /// descriptors" in `host-api/SPEC.md`): WASI's `fd_read`,
+            /// `fd_write`, `sock_accept` and `poll_oneoff` work on it.
+            pub fn descriptor(&self) -> io::Result<u32> {
+                let mut fd = 0u32;
+                check(host::descriptor(self.handle.handle, &mut fd))?;
+                Ok(fd)
+            }
         }
 
         impl fmt::Debug for $ty {
@@ -408,6 +417,22 @@ pub struct TcpListener {
 socket_common!(TcpListener);
 
 impl TcpListener {
+    /// This listener as the standard library's, on its WASI descriptor: for
+    /// an async runtime in the process, e.g. tokio's
+    /// `TcpListener::from_std(listener.into_std()?)` after
+    /// `set_nonblocking(true)`. The standard value owns the socket now
+    /// (dropping it closes it); each connection it accepts is a new
+    /// descriptor of this process ([`TcpStream::from_std`] gives it back as
+    /// a Troupe stream, to move it in a message or ask its peer's address).
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        let fd = self.descriptor()?;
+        self.handle.release();
+        // SAFETY: `fd` is this process's descriptor of the socket, which
+        // this value owned and, released, no longer closes: the standard
+        // value is its only owner.
+        Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as std::os::fd::RawFd) })
+    }
+
     fn from_owned(handle: Handle) -> Self {
         TcpListener { handle }
     }
@@ -495,6 +520,26 @@ pub struct TcpStream {
 socket_common!(TcpStream);
 
 impl TcpStream {
+    /// This stream as the standard library's, on its WASI descriptor (see
+    /// [`TcpListener::into_std`]).
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        let fd = self.descriptor()?;
+        self.handle.release();
+        // SAFETY: as in `TcpListener::into_std`.
+        Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as std::os::fd::RawFd) })
+    }
+
+    /// A Troupe stream from the standard library's (or one a runtime
+    /// accepted, by its descriptor): the same socket, owned by the returned
+    /// value.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        use std::os::fd::IntoRawFd;
+        let fd = stream.into_raw_fd();
+        let mut handle = 0u64;
+        check(host::handle_of(fd as u32, &mut handle))?;
+        Ok(Self::from_owned(Handle::new(handle)))
+    }
+
     fn from_owned(handle: Handle) -> Self {
         TcpStream {
             handle,

@@ -215,6 +215,10 @@ host_functions! {
         fn resolve(name_ptr: i32, name_len: i32, buf_ptr: i32, buf_len: i32, out_len: i32) -> i32;
         /// Marks a socket to move with the caller's next message.
         fn attach(handle: i64) -> i32;
+        /// Writes the WASI descriptor (`u32`) of a socket the caller holds.
+        fn descriptor(handle: i64, out_fd: i32) -> i32;
+        /// Writes the handle (`u64`) of the socket behind a WASI descriptor.
+        fn handle_of(fd: i32, out_handle: i32) -> i32;
     }
 }
 

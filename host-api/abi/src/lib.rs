@@ -212,6 +212,14 @@ pub mod val {
     pub const SHUTDOWN_WRITE: i32 = 1;
     /// `troupe_net::shutdown`: shut both halves.
     pub const SHUTDOWN_BOTH: i32 = 2;
+    /// The lowest WASI file descriptor of a socket (2^30): WASI's own
+    /// descriptors (stdio, preopened directories, files) are numbered from
+    /// 0 up and never reach it; a process's sockets are numbered from here.
+    pub const FD_BASE: u32 = 1073741824;
+    /// The WASI file descriptor of the caller's mailbox (2^30 - 1): readable
+    /// in `poll_oneoff` when a message has arrived since a `receive` last
+    /// found none (see "WASI descriptors" in SPEC.md).
+    pub const MAILBOX_FD: u32 = 1073741823;
 }
 
 /// What one process may hold at once, so that no guest can make the host

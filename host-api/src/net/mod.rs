@@ -32,14 +32,16 @@ mod tcp;
 mod udp;
 
 pub use policy::{NetPolicy, NetRule};
-pub use sockets::{move_attached, take_attached, Socket, SocketRef, Sockets};
-use sockets::{room_for, Kind};
+pub use sockets::{move_attached, take_attached, FdState, Listener, Socket, SocketRef, Sockets};
+pub(crate) use sockets::{room_for, Kind};
 
 /// Registers `troupe_net` into `linker`.
 pub fn register<T: ProcessCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.func_wrap_async(NET, "tcp_listen", |mut c: Caller<'_, T>, args| {
         host_async!(c, "troupe_net::tcp_listen", |g| {
-            bind(g, args, "listen on", tcp::bind_listener, Socket::Listener)
+            bind(g, args, "listen on", tcp::bind_listener, |l| {
+                Socket::Listener(Listener::new(l))
+            })
         })
     })?;
     linker.func_wrap_async(NET, "udp_bind", |mut c: Caller<'_, T>, args| {
@@ -77,6 +79,43 @@ pub fn register<T: ProcessCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.func_wrap(NET, "attach", |mut c: Caller<'_, T>, h: i64| {
         call(&mut c, "troupe_net::attach", |g| attach(g, h))
     })?;
+    linker.func_wrap(
+        NET,
+        "descriptor",
+        |mut c: Caller<'_, T>, h: i64, out_fd: i32| {
+            call(&mut c, "troupe_net::descriptor", |g| {
+                g.check("out_fd", out_fd, 4)?;
+                socket_of(g.ctx(), h, None)?;
+                let fd = g
+                    .ctx()
+                    .sockets()
+                    .fd_of(h as u64)
+                    .expect("a held socket has a descriptor");
+                g.write_u32("out_fd", out_fd, fd)?;
+                Ok(err::OK)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        NET,
+        "handle_of",
+        |mut c: Caller<'_, T>, fd: i32, out_handle: i32| {
+            call(&mut c, "troupe_net::handle_of", |g| {
+                g.check("out_handle", out_handle, 8)?;
+                let (handle, _, _) = g.ctx().sockets().by_fd(fd as u32).ok_or_else(|| {
+                    HostError::new(
+                        err::BAD_HANDLE,
+                        format!(
+                            "descriptor {} is not a socket this process holds",
+                            fd as u32
+                        ),
+                    )
+                })?;
+                g.write_u64("out_handle", out_handle, handle)?;
+                Ok(err::OK)
+            })
+        },
+    )?;
     linker.func_wrap(NET, "local_addr", |mut c: Caller<'_, T>, h, p, l, o| {
         call(&mut c, "troupe_net::local_addr", |g| {
             addr_of(g, (h, p, l, o), false)
@@ -94,7 +133,7 @@ pub fn register<T: ProcessCtx>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
 // What every part uses
 
 /// An I/O error as an ABI error.
-fn io_error(what: &str, e: &io::Error) -> HostError {
+pub(crate) fn io_error(what: &str, e: &io::Error) -> HostError {
     use io::ErrorKind as K;
     let code = match e.kind() {
         K::ConnectionRefused => err::CONNECTION_REFUSED,
@@ -198,7 +237,7 @@ fn add_socket<T: ProcessCtx>(
 ) -> Result<i32, Fault> {
     // A socket the process may not keep is closed (dropped) at once.
     room_for(g.ctx().sockets(), &socket)?;
-    let handle = g.ctx().sockets().add(socket).ok_or_else(|| {
+    let (handle, _fd) = g.ctx().sockets().add(socket).ok_or_else(|| {
         HostError::new(
             err::IO_ERROR,
             "the process is ending: its sockets are closed",

@@ -31,6 +31,9 @@ pub(crate) struct Fake {
     pub(crate) policy: NetPolicy,
     pub(crate) sockets: Sockets,
     pub(crate) attached: Vec<u64>,
+    /// Messages delivered so far.
+    pub(crate) arrivals: u64,
+    pub(crate) wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
 }
 
 impl Default for Fake {
@@ -49,6 +52,8 @@ impl Default for Fake {
             policy: NetPolicy::deny(),
             sockets: Sockets::default(),
             attached: Vec::new(),
+            arrivals: 0,
+            wasi: None,
         }
     }
 }
@@ -56,6 +61,7 @@ impl Default for Fake {
 impl Fake {
     /// A message from `sender` waiting in the mailbox.
     pub(crate) fn deliver(&mut self, tag: u64, sender: u64, data: &[u8]) {
+        self.arrivals += 1;
         self.mailbox.push_back(Message {
             tag,
             sender,
@@ -105,6 +111,28 @@ impl ProcessCtx for Fake {
             None => std::future::pending().await,
         }
         None
+    }
+
+    fn mailbox_arrivals(&self) -> u64 {
+        self.arrivals
+    }
+
+    fn mailbox_arrival(
+        &self,
+        after: u64,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        // Nothing is delivered while a test's guest runs.
+        let arrived = self.arrivals > after;
+        async move {
+            if !arrived {
+                std::future::pending::<()>().await
+            }
+        }
+    }
+
+    fn wasi(&mut self) -> &mut wasmtime_wasi::p1::WasiP1Ctx {
+        self.wasi
+            .get_or_insert_with(|| wasmtime_wasi::WasiCtxBuilder::new().build_p1())
     }
 
     fn held_message(&mut self) -> &mut Option<Message> {

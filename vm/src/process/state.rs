@@ -23,7 +23,7 @@ use crate::{ExitReason, Limit};
 
 /// The data of each process's `Store`.
 pub(crate) struct ProcessState {
-    /// Built on the first WASI call (see [`ProcessState::wasi`]). Boxed: most
+    /// Built on the first WASI call (see [`ProcessState::wasi_ctx`]). Boxed: most
     /// processes never build one, and a `WasiP1Ctx` is large.
     wasi: Option<Box<WasiP1Ctx>>,
     /// Whether it reads the VM's stdin (the root only).
@@ -91,7 +91,7 @@ impl ProcessState {
     /// receives), so they never pay for one. A context with preopened
     /// directories is built at spawn instead, where opening a directory can
     /// fail and be reported; without them building cannot fail.
-    pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
+    pub(crate) fn wasi_ctx(&mut self) -> &mut WasiP1Ctx {
         let (perms, stdin) = (&self.perms, self.stdin);
         self.wasi.get_or_insert_with(|| {
             Box::new(
@@ -140,6 +140,19 @@ impl ProcessCtx for ProcessState {
         timeout: Option<Duration>,
     ) -> impl Future<Output = Option<Message>> + Send + '_ {
         self.shared.mailbox.receive(tags, timeout)
+    }
+
+    fn mailbox_arrivals(&self) -> u64 {
+        self.shared.mailbox.arrivals()
+    }
+
+    fn mailbox_arrival(&self, after: u64) -> impl Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        async move { std::future::poll_fn(|cx| shared.mailbox.poll_arrival(after, cx)).await }
+    }
+
+    fn wasi(&mut self) -> &mut WasiP1Ctx {
+        self.wasi_ctx()
     }
 
     fn held_message(&mut self) -> &mut Option<Message> {
