@@ -48,7 +48,11 @@ fn serve(trap: bool, mailbox: Mailbox<Cmd>) {
 }
 
 /// Spawns a `serve(trap)` linked to itself, tells `to` its pid, and serves.
+/// Exits are trapped before the pid is told: once `pair` returns, a signal
+/// sent to the first process finds it trapping (set later, a kill of the
+/// partner could arrive first and end it).
 fn linked_pair((trap, to): (bool, Process<Pid>), mailbox: Mailbox<Cmd>) {
+    trap_exit(trap);
     let partner = spawn_link(false, serve).unwrap();
     to.send(partner.pid()).unwrap();
     serve(trap, mailbox)
