@@ -137,8 +137,11 @@ impl FdState {
 struct Table {
     by_handle: HashMap<u64, Entry>,
     by_fd: HashMap<u32, u64>,
-    /// Descriptors given back, reused lowest first (as POSIX does).
-    free_fds: std::collections::BTreeSet<u32>,
+    /// The next descriptor to give. Numbers go up, skipping those in use,
+    /// and wrap around only after [`MAX_FD`]: a closed or moved socket's
+    /// number is not given to another socket for a long time, so that a
+    /// guest's late `fd_close` of it (Go closes its side of a socket after
+    /// the socket moved away) cannot close a newer socket.
     next_fd: u32,
     /// The mailbox's descriptor: readiness may be reported once a message
     /// arrives after the `n`-th (`Some(n)`), or not at all (`None`, just
@@ -156,14 +159,12 @@ impl Table {
     }
 
     fn insert(&mut self, handle: u64, socket: SocketRef) -> u32 {
-        let fd = match self.free_fds.pop_first() {
-            Some(fd) => fd,
-            None => {
-                let fd = self.next_fd;
-                self.next_fd += 1;
-                fd
-            }
-        };
+        // At most limit::SOCKETS numbers are in use, so this ends soon.
+        let mut fd = self.next_fd;
+        while self.by_fd.contains_key(&fd) {
+            fd = next_descriptor(fd);
+        }
+        self.next_fd = next_descriptor(fd);
         self.by_fd.insert(fd, handle);
         self.by_handle.insert(
             handle,
@@ -179,8 +180,18 @@ impl Table {
     fn remove(&mut self, handle: u64) -> Option<SocketRef> {
         let entry = self.by_handle.remove(&handle)?;
         self.by_fd.remove(&entry.fd);
-        self.free_fds.insert(entry.fd);
         Some(entry.socket)
+    }
+}
+
+/// The highest descriptor a socket gets (WASI descriptors are `i32`s).
+const MAX_FD: u32 = i32::MAX as u32;
+
+fn next_descriptor(fd: u32) -> u32 {
+    if fd >= MAX_FD {
+        val::FD_BASE
+    } else {
+        fd + 1
     }
 }
 
@@ -265,6 +276,17 @@ impl Sockets {
         Some((handle, entry.socket.clone(), entry.state))
     }
 
+    /// Lets readiness to read of the socket with this handle be reported
+    /// again (a troupe_net call that reads without waiting found nothing,
+    /// or may).
+    pub fn rearm_read(&self, handle: u64) {
+        if let Some(table) = self.lock().as_mut() {
+            if let Some(entry) = table.by_handle.get_mut(&handle) {
+                entry.state.read_armed = true;
+            }
+        }
+    }
+
     /// Changes descriptor `fd`'s state; `false` if it is not a socket here.
     pub fn update(&self, fd: u32, change: impl FnOnce(&mut FdState)) -> bool {
         let mut table = self.lock();
@@ -338,8 +360,8 @@ const RESERVED_DESCRIPTORS: u64 = 512;
 
 /// Whether the process may keep a new socket: it holds fewer than
 /// [`troupe_abi::limit::SOCKETS`], and the VM has descriptors to spare.
-/// (Descriptors are given lowest first, so a socket's own number says how
-/// many are open.)
+/// (The VM's own descriptors are given lowest first, so a socket's own
+/// number says how many are open.)
 pub(crate) fn room_for(sockets: &Sockets, socket: &Socket) -> Result<(), HostError> {
     use std::os::fd::AsRawFd;
     let cap = troupe_abi::limit::SOCKETS;

@@ -63,6 +63,10 @@ pub(super) async fn recv_from<T: ProcessCtx>(
     let Socket::Udp(udp) = &*socket else {
         unreachable!("checked by socket_of")
     };
+    // A guest may read its descriptor's datagrams this way, and wait for
+    // more with poll_oneoff (the Go SDK does): this read counts as one
+    // that may find nothing, as an fd_read does.
+    g.ctx().sockets().rearm_read(handle as u64);
     let (n, from) = read_ready(
         g,
         (buf_ptr, buf_len),
