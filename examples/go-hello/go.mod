@@ -1,3 +1,3 @@
 module troupe.dev/examples/go-hello
 
-go 1.21
+go 1.22

@@ -1,6 +1,6 @@
 module troupe.dev/examples/go-ping-pong
 
-go 1.21
+go 1.22
 
 require troupe.dev/troupe v0.0.0
 

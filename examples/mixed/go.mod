@@ -1,6 +1,6 @@
 module troupe.dev/examples/mixed
 
-go 1.21
+go 1.22
 
 require troupe.dev/troupe v0.0.0
 

@@ -53,47 +53,52 @@
 //
 // A Go process is one Wasm instance running one Go runtime on one thread:
 // its goroutines are scheduled cooperatively inside it, and the Troupe VM
-// schedules the process as a whole. So:
+// schedules the process as a whole. Its mailbox and its sockets are WASI
+// descriptors of the process (host-api/SPEC.md, "WASI descriptors"), which
+// the Go runtime's netpoller waits on, so:
 //
-//   - A Troupe host call that waits (Receive, ReceiveTimeout, Reply.Wait,
-//     Request, SpawnArg, ReceiveTagged) suspends the whole process: none of
-//     its goroutines runs until it returns, not even ones whose timers are
-//     due. Other Troupe processes run on. A goroutine blocked in Receive
-//     therefore also holds up every other goroutine of the process; keep
-//     receiving on one goroutine, or poll with TryReceive.
-//   - So does a socket call that waits (Accept, DialTCP, Read, a Write
-//     while the socket's buffer is full, ReadFrom, WriteTo, LookupHost): a
-//     goroutine in conn.Read holds up the goroutine that would write to the
-//     same connection, or receive a message. Serve each connection in a
-//     process of its own, and bound waits with deadlines.
-//   - time.Sleep and timers are Go's: a sleeping goroutine lets the other
-//     goroutines of the process run, and when all of them wait on timers the
-//     Go runtime calls WASI poll_oneoff, which suspends only this process in
-//     the Troupe VM.
+//   - Waiting for a message (Receive, ReceiveTimeout, ReceiveTagged,
+//     Reply.Wait, Request, SpawnArg, ReceiveEvent...) parks only the calling
+//     goroutine, as a channel receive would: the process's other goroutines
+//     run on.
+//   - So does waiting on a socket: Accept, Read, Write (while the socket's
+//     buffer is full) and ReadFrom run on Go's own net package (a
+//     *TCPListener is a net.Listener, a *TCPConn a net.Conn), so that
+//     http.Serve(listener, handler) serves many connections at once in one
+//     process, and a goroutine in conn.Read does not stop the others.
+//   - When every goroutine waits (on messages, sockets, timers), the Go
+//     runtime calls WASI poll_oneoff, which suspends only this process in
+//     the VM until one of them is ready; other processes run on.
+//   - Some calls still wait in the VM, suspending the whole process while
+//     they do: DialTCP and Dialer (connecting), LookupHost (resolving),
+//     UDPConn.WriteTo (while the socket's buffer is full). On a
+//     local network these are short.
 //   - Goroutines are not preempted on wasm: a goroutine in a busy loop keeps
 //     the other goroutines of its process from running until it blocks. The
 //     VM still preempts the process itself (about every millisecond), so
 //     other processes are never starved.
-//   - SendAfter timers run in the VM, so they fire while the process waits
-//     in Receive (a Go timer would not).
+//   - SendAfter timers run in the VM, and time.Sleep and Go timers in the
+//     Go runtime: both fire while other goroutines wait in Receive.
 //   - Sending never blocks.
-//
-// Measured under troupe run --threads 1: a goroutine ticking every 20 ms
-// does not tick while main waits 200 ms in Receive; main's time.Sleep(10ms)
-// takes 100 ms while another goroutine waits in ReceiveTimeout(100ms), and
-// 200 ms while another goroutine spins for 200 ms; meanwhile other Go
-// processes sleeping or spinning finish on time.
 //
 // # Networking
 //
-// With permission from the VM (troupe run --allow-net), ListenTCP, DialTCP,
-// ListenUDP and LookupHost give sockets: *TCPListener is a net.Listener,
-// *TCPConn a net.Conn, deadlines become the time-out of each call, and
-// errors match os.ErrPermission, os.ErrDeadlineExceeded and net.ErrClosed
-// (see Code.Is). A socket belongs to one process and moves to another
-// inside a message: encoding a *TCPConn (or *TCPListener, *UDPConn) in
-// Send, SendNamed, Reply.Send, Request or a spawn argument hands it over,
-// and the receiver decodes a *TCPConn that owns it:
+// With permission from the VM (troupe run --allow-net), ListenTCP (or
+// Listen), DialTCP (or Dialer), ListenUDP and LookupHost give sockets:
+// *TCPListener is a net.Listener, *TCPConn a net.Conn, and errors match
+// os.ErrPermission, os.ErrDeadlineExceeded and net.ErrClosed (see Code.Is)
+// as well as the troupe codes (ErrConnectionReset...). Libraries that take
+// a dialer (net/http's Transport, lib/pq, redigo) take Dialer:
+//
+//	ln, _ := troupe.ListenTCP("0.0.0.0:8080")
+//	http.Serve(ln, mux)
+//
+//	db, _ := pq.DialOpen(troupe.Dialer{}, dsn)
+//
+// A socket belongs to one process and moves to another inside a message:
+// encoding a *TCPConn (or *TCPListener, *UDPConn) in Send, SendNamed,
+// Reply.Send, Request or a spawn argument hands it over, and the receiver
+// decodes a *TCPConn that owns it:
 //
 //	conn, _ := ln.AcceptTCP()
 //	troupe.SpawnSelf("handler", conn) // a process per connection

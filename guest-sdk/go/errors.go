@@ -75,9 +75,13 @@ func (c Code) Is(target error) bool {
 // Error is a failed host call: the operation, the host's code and its
 // explanation (troupe_process::error_message). It unwraps to its Code.
 type Error struct {
-	Op      string // "send", "spawn", "module_load", …
+	Op      string // "send", "spawn", "module_load", "read", …
 	Code    Code
 	Message string // the host's sentence, or the SDK's when it refused itself
+	// Err is the standard library's error this one stands for, if any: a
+	// socket's Read, Write and Accept run on Go's own net package, whose
+	// error (a *net.OpError) is kept here.
+	Err error
 }
 
 func (e *Error) Error() string {
@@ -88,8 +92,15 @@ func (e *Error) Error() string {
 }
 
 // Unwrap gives the code, so that errors.Is(err, ErrNoProcess) works (and
-// errors.Is(err, os.ErrPermission)..., see Code.Is).
-func (e *Error) Unwrap() error { return e.Code }
+// errors.Is(err, os.ErrPermission)..., see Code.Is), and the standard
+// library's error it stands for, if any (errors.As(err, &opErr) for a
+// *net.OpError, errors.Is(err, syscall.ECONNRESET)).
+func (e *Error) Unwrap() []error {
+	if e.Err != nil {
+		return []error{e.Code, e.Err}
+	}
+	return []error{e.Code}
+}
 
 // Timeout reports whether the call timed out (ErrTimeout). With Temporary,
 // it makes *Error a net.Error, as package net's deadline errors are.

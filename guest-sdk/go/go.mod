@@ -1,3 +1,3 @@
 module troupe.dev/troupe
 
-go 1.21
+go 1.22

@@ -136,13 +136,46 @@ var (
 // empty), waiting up to timeout, into the receive buffer, which it takes:
 // the caller gives it back with releaseBuffer once done with the payload
 // buf[:n].
+//
+// It never waits in the VM: it looks without waiting, and if nothing
+// matches, parks this goroutine until the mailbox's descriptor reports an
+// arrival (see waitArrival) or the time-out passes, then looks again. So
+// the process's other goroutines run while it waits.
 func receive(tags []uint64, timeout time.Duration) (tag uint64, from Pid, buf []byte, n int, ok bool) {
+	var timer *time.Timer
+	for copied := false; ; {
+		tag, from, buf, n, ok, waiting := tryReceive(tags)
+		if !waiting || timeout == 0 {
+			if timer != nil {
+				timer.Stop()
+			}
+			return tag, from, buf, n, ok
+		}
+		if !copied {
+			// The caller's tags may be a global that another goroutine
+			// reuses while this one waits.
+			tags, copied = append([]uint64(nil), tags...), true
+		}
+		if timeout > 0 && timer == nil {
+			timer = time.NewTimer(timeout)
+		}
+		if !waitArrival(timer) {
+			// Timed out: a last look, for a message that came just now.
+			tag, from, buf, n, ok, _ := tryReceive(tags)
+			return tag, from, buf, n, ok
+		}
+	}
+}
+
+// tryReceive is receive without waiting; waiting is set if nothing
+// matched (the VM then arms the mailbox's descriptor).
+func tryReceive(tags []uint64) (tag uint64, from Pid, buf []byte, n int, ok, waiting bool) {
 	buf = recvBuf
 	recvBuf = nil
 	if len(buf) < initialBuffer {
 		buf = make([]byte, initialBuffer)
 	}
-	rc := sysReceive(unsafe.Pointer(unsafe.SliceData(tags)), int32(len(tags)), timeoutNs(timeout),
+	rc := sysReceive(unsafe.Pointer(unsafe.SliceData(tags)), int32(len(tags)), 0,
 		unsafe.Pointer(&buf[0]), int32(len(buf)), unsafe.Pointer(&infoRecord[0]))
 	tag, from, n = parseInfo(&infoRecord)
 	switch rc {
@@ -154,11 +187,11 @@ func receive(tags []uint64, timeout time.Duration) (tag uint64, from Pid, buf []
 		}
 	case abi.ErrTimeout:
 		recvBuf = buf
-		return 0, 0, nil, 0, false
+		return 0, 0, nil, 0, false, true
 	default:
 		unexpected("receive", rc)
 	}
-	return tag, from, buf, n, true
+	return tag, from, buf, n, true, false
 }
 
 func releaseBuffer(buf []byte) {
@@ -211,8 +244,8 @@ func receiveDecoded(tag uint64, timeout time.Duration, v any, timedOut error) (P
 // requests, the spawn argument and VM messages stay queued for the code
 // that waits for them.
 //
-// While it waits, this whole process waits, with all its goroutines (see
-// the package documentation); other processes run on.
+// While it waits, only the calling goroutine waits: the process's other
+// goroutines run on (see the package documentation).
 //
 // A payload that does not decode as v's type gives a *MalformedError (the
 // message is consumed).

@@ -1,11 +1,15 @@
 package troupe
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -24,9 +28,13 @@ import (
 // so that Send, SendNamed, Reply.Send, Request, SpawnSelf and SpawnStart
 // hand it over. The receiver decodes it into a *TCPConn (…) that owns it.
 //
-// Every call that waits (Accept, Dial, Read, Write, ReadFrom, WriteTo)
-// suspends this whole process, with all its goroutines, until it returns,
-// as Receive does; other processes run on.
+// A socket is also a WASI descriptor of this process (SPEC.md, "WASI
+// descriptors"), and the package hands it to Go's own net package
+// (net.FileConn, net.FileListener) on first use: Accept, Read, Write and
+// ReadFrom wait in Go's netpoller, parking only the calling goroutine,
+// while the process's other goroutines run. DialTCP, WriteTo and
+// LookupHost wait in the VM instead, suspending the whole process while
+// they connect, send or resolve (short on a local network).
 
 // sockState is what this process knows of a socket handle.
 type sockState uint8
@@ -47,6 +55,11 @@ type socket struct {
 	readDeadline  time.Time
 	writeDeadline time.Time
 	local, remote net.Addr // cached
+	// The socket in Go's net package, made from its descriptor on first
+	// use (goConn, goListener): a *net.TCPConn or *net.UDPConn, or a
+	// *net.TCPListener.
+	conn net.Conn
+	ln   *net.TCPListener
 }
 
 func newSocket(handle uint64, network string) *socket {
@@ -74,6 +87,118 @@ func (s *socket) use(op string) (int64, error) {
 	return 0, &Error{Op: op, Code: ErrBadHandle, Message: closedMessage}
 }
 
+// outFd receives troupe_net.descriptor's result.
+var outFd uint32
+
+// file is the socket's WASI descriptor as an *os.File, made non-blocking
+// for Go's netpoller. The descriptor is blocking until then, so that
+// os.NewFile leaves it out of the netpoller: net.FileConn (or
+// FileListener) registers its own copy, once, and closing the file
+// afterwards leaves the socket open (the copy holds it).
+func (s *socket) file(op string) (*os.File, error) {
+	h, err := s.use(op)
+	if err != nil {
+		return nil, err
+	}
+	if rc := sysNetDescriptor(h, unsafe.Pointer(&outFd)); rc != abi.ErrOk {
+		return nil, hostError(op, rc)
+	}
+	fd := outFd
+	f := os.NewFile(uintptr(fd), "troupe-socket")
+	if err := syscall.SetNonblock(int(fd), true); err != nil {
+		panic(fmt.Sprintf("troupe: the VM refused to make socket descriptor %d non-blocking: %v", fd, err))
+	}
+	return f, nil
+}
+
+// goConn is the socket as a connection of Go's net package.
+func (s *socket) goConn(op string) (net.Conn, error) {
+	if _, err := s.use(op); err != nil {
+		return nil, err
+	}
+	if s.conn == nil {
+		f, err := s.file(op)
+		if err != nil {
+			return nil, err
+		}
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			return nil, &Error{Op: op, Code: ErrIO, Message: err.Error(), Err: err}
+		}
+		s.conn = c
+		if !s.readDeadline.IsZero() || !s.writeDeadline.IsZero() {
+			c.SetReadDeadline(s.readDeadline)
+			c.SetWriteDeadline(s.writeDeadline)
+		}
+	}
+	return s.conn, nil
+}
+
+// goListener is the socket as a listener of Go's net package.
+func (s *socket) goListener(op string) (*net.TCPListener, error) {
+	if _, err := s.use(op); err != nil {
+		return nil, err
+	}
+	if s.ln == nil {
+		f, err := s.file(op)
+		if err != nil {
+			return nil, err
+		}
+		l, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			return nil, &Error{Op: op, Code: ErrIO, Message: err.Error(), Err: err}
+		}
+		s.ln = l.(*net.TCPListener)
+		if !s.readDeadline.IsZero() {
+			s.ln.SetDeadline(s.readDeadline)
+		}
+	}
+	return s.ln, nil
+}
+
+// forgetGo drops Go's side of a socket that left this process (moved, or
+// closed by the VM): closing it closes a descriptor that is no longer the
+// socket's (the VM does not give its number to another socket soon), and
+// takes it out of Go's netpoller, waking any goroutine that waits on it.
+func (s *socket) forgetGo() {
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+	if s.ln != nil {
+		s.ln.Close()
+		s.ln = nil
+	}
+}
+
+// netError is the error of op from Go's net package, as an *Error with the
+// host's code (that unwraps to Go's error too). io.EOF stays io.EOF.
+func netError(op string, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	code := ErrIO
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		code = ErrTimeout
+	case errors.Is(err, net.ErrClosed):
+		code = ErrBadHandle
+	case errors.As(err, &errno):
+		switch errno {
+		case syscall.ECONNRESET, syscall.EPIPE, syscall.ECONNABORTED:
+			code = ErrConnectionReset
+		case syscall.ENOTCONN:
+			code = ErrNotConnected
+		case syscall.EBADF:
+			code = ErrBadHandle
+		}
+	}
+	return &Error{Op: op, Code: code, Message: err.Error(), Err: err}
+}
+
 // close closes the socket; closing a socket that was moved away does
 // nothing (it is the receiver's now).
 func (s *socket) close() error {
@@ -85,6 +210,17 @@ func (s *socket) close() error {
 		return err
 	}
 	s.state = sockClosed
+	if s.conn != nil || s.ln != nil {
+		// Go's side closes the descriptor, which closes the socket.
+		var err error
+		if s.conn != nil {
+			err = s.conn.Close()
+		} else {
+			err = s.ln.Close()
+		}
+		s.conn, s.ln = nil, nil
+		return netError("close", err)
+	}
 	if rc := sysNetClose(h); rc != abi.ErrOk {
 		return hostError("close", rc)
 	}
@@ -204,7 +340,18 @@ func (s *socket) setDeadlines(op string, read, write bool, t time.Time) error {
 	if write {
 		s.writeDeadline = t
 	}
-	return nil
+	var err error
+	switch {
+	case s.ln != nil:
+		err = s.ln.SetDeadline(t)
+	case s.conn != nil && read && write:
+		err = s.conn.SetDeadline(t)
+	case s.conn != nil && read:
+		err = s.conn.SetReadDeadline(t)
+	case s.conn != nil && write:
+		err = s.conn.SetWriteDeadline(t)
+	}
+	return netError(op, err)
 }
 
 // Moving sockets in messages.
@@ -278,12 +425,13 @@ func encodeWithoutSockets(v any) ([]byte, error) {
 // messageSent records the result of a host call that took the attached
 // sockets: moved if it succeeded, closed by the VM if it failed.
 func messageSent(rc int32) {
-	if rc != abi.ErrOk {
-		for _, s := range attached {
-			if s.state == sockMoved {
-				s.state = sockLost
-			}
+	for _, s := range attached {
+		if rc != abi.ErrOk && s.state == sockMoved {
+			s.state = sockLost
 		}
+		// Moved or lost, the socket left this process's table (and its
+		// descriptor): Go's side of it goes too.
+		s.forgetGo()
 	}
 	clearAttached()
 }
@@ -309,7 +457,12 @@ func takeBackAttached() {
 		}
 		for _, s := range attached {
 			s.state = sockOpen
+			// Back in the table under the same handle, with a new
+			// descriptor: Go's side is made again on next use.
+			s.forgetGo()
 		}
+		clearAttached()
+		return
 	}
 	messageSent(rc)
 }
@@ -335,6 +488,21 @@ func ListenTCP(addr string) (*TCPListener, error) {
 	return &TCPListener{newSocket(outHandle, "tcp")}, nil
 }
 
+// Listen is ListenTCP as net.Listen: network "tcp" ("tcp4", "tcp6": the
+// same).
+func Listen(network, address string) (net.Listener, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
+	}
+	l, err := ListenTCP(address)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
 func (l *TCPListener) sock() *socket {
 	if l == nil {
 		return nil
@@ -343,21 +511,34 @@ func (l *TCPListener) sock() *socket {
 }
 
 // AcceptTCP waits for the next connection (until the deadline set with
-// SetDeadline, if any). It suspends the whole process while it waits.
+// SetDeadline, if any). It parks only the calling goroutine (in Go's
+// netpoller) while it waits.
 func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 	s := l.sock()
-	h, err := s.use("tcp_accept")
+	ln, err := s.goListener("accept")
 	if err != nil {
 		return nil, err
 	}
-	timeout, err := deadlineTimeout("tcp_accept", s.readDeadline)
+	c, err := ln.AcceptTCP()
 	if err != nil {
-		return nil, err
+		return nil, netError("accept", err)
 	}
-	if rc := sysNetTCPAccept(h, timeout, unsafe.Pointer(&outHandle)); rc != abi.ErrOk {
-		return nil, hostError("tcp_accept", rc)
+	// The connection came in through sock_accept: a new descriptor, and a
+	// new handle, of this process.
+	raw, err := c.SyscallConn()
+	if err != nil {
+		c.Close()
+		return nil, netError("accept", err)
 	}
-	return &TCPConn{newSocket(outHandle, "tcp")}, nil
+	var rc int32
+	raw.Control(func(fd uintptr) { rc = sysNetHandleOf(int32(fd), unsafe.Pointer(&outHandle)) })
+	if rc != abi.ErrOk {
+		c.Close()
+		return nil, hostError("handle_of", rc)
+	}
+	conn := &TCPConn{newSocket(outHandle, "tcp")}
+	conn.s.conn = c
+	return conn, nil
 }
 
 // Accept is AcceptTCP as a net.Listener.
@@ -442,6 +623,65 @@ func DialTCPTimeout(addr string, d time.Duration) (*TCPConn, error) {
 	return &TCPConn{newSocket(outHandle, "tcp")}, nil
 }
 
+// Dialer dials TCP through the VM, for libraries that take a dial
+// function or a dialer: net/http's Transport.DialContext, lib/pq's
+// DialOpen and Connector.Dialer, redigo's DialNetDial and
+// DialContextFunc:
+//
+//	client := &http.Client{Transport: &http.Transport{DialContext: troupe.Dialer{}.DialContext}}
+//	db, _ := pq.DialOpen(troupe.Dialer{}, "host=127.0.0.1 port=5432 user=app dbname=app sslmode=disable")
+//	rc, _ := redis.Dial("tcp", "127.0.0.1:6379", redis.DialNetDial(troupe.Dialer{}.Dial))
+//
+// Its connections are *TCPConn. Connecting waits in the VM (the whole
+// process waits, as DialTCP), at most Timeout (0: no limit) and at most
+// until the context's deadline; a context cancelled while connecting is
+// seen once the connection is made or fails.
+type Dialer struct {
+	Timeout time.Duration
+}
+
+// Dial connects to address on network "tcp" ("tcp4", "tcp6": the same).
+func (d Dialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, address)
+}
+
+// DialTimeout is Dial giving up after timeout.
+func (d Dialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	d.Timeout = timeout
+	return d.DialContext(context.Background(), network, address)
+}
+
+// DialContext is Dial within ctx's deadline.
+func (d Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	timeout := d.Timeout
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, &Error{Op: "tcp_connect", Code: ErrTimeout, Message: "deadline exceeded"}
+		}
+		if timeout <= 0 || left < timeout {
+			timeout = left
+		}
+	}
+	c, err := DialTCPTimeout(address, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		c.Close()
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	return c, nil
+}
+
 func (c *TCPConn) sock() *socket {
 	if c == nil {
 		return nil
@@ -453,58 +693,27 @@ func (c *TCPConn) sock() *socket {
 // deadline passes (then errors.Is(err, os.ErrDeadlineExceeded), and the
 // error is a net.Error whose Timeout is true). At the end of the stream
 // (the peer closed or shut its writing half) it returns 0, io.EOF. It
-// suspends the whole process while it waits.
+// parks only the calling goroutine while it waits.
 func (c *TCPConn) Read(b []byte) (int, error) {
-	s := c.sock()
-	h, err := s.use("read")
+	gc, err := c.sock().goConn("read")
 	if err != nil {
 		return 0, err
 	}
-	if len(b) == 0 {
-		return 0, nil
-	}
-	timeout, err := deadlineTimeout("read", s.readDeadline)
-	if err != nil {
-		return 0, err
-	}
-	if len(b) > maxIO {
-		b = b[:maxIO]
-	}
-	if rc := sysNetRead(h, bytesPtr(b), int32(len(b)), timeout, unsafe.Pointer(&outCount)); rc != abi.ErrOk {
-		return 0, hostError("read", rc)
-	}
-	if outCount == 0 {
-		return 0, io.EOF
-	}
-	return int(outCount), nil
+	n, err := gc.Read(b)
+	return n, netError("read", err)
 }
 
 // Write writes all of b, waiting while the connection's buffer is full,
 // until the write deadline (then a time-out error, with the count of bytes
 // written before it). A peer that closed the connection gives
-// ErrConnectionReset. It suspends the whole process while it waits.
+// ErrConnectionReset. It parks only the calling goroutine while it waits.
 func (c *TCPConn) Write(b []byte) (int, error) {
-	s := c.sock()
-	h, err := s.use("write")
+	gc, err := c.sock().goConn("write")
 	if err != nil {
 		return 0, err
 	}
-	written := 0
-	for len(b) > 0 {
-		timeout, err := deadlineTimeout("write", s.writeDeadline)
-		if err != nil {
-			return written, err
-		}
-		chunk := b[:min(len(b), maxIO)]
-		outCount = 0 // out_n: written before an error, too
-		rc := sysNetWrite(h, bytesPtr(chunk), int32(len(chunk)), timeout, unsafe.Pointer(&outCount))
-		written += int(outCount)
-		if rc != abi.ErrOk {
-			return written, hostError("write", rc)
-		}
-		b = b[len(chunk):]
-	}
-	return written, nil
+	n, err := gc.Write(b)
+	return n, netError("write", err)
 }
 
 // Close closes the connection. Closing it again is an error that
@@ -520,9 +729,18 @@ func (c *TCPConn) CloseWrite() error { return c.shutdown(abi.ValShutdownWrite) }
 func (c *TCPConn) CloseRead() error { return c.shutdown(abi.ValShutdownRead) }
 
 func (c *TCPConn) shutdown(how int32) error {
-	h, err := c.sock().use("shutdown")
+	s := c.sock()
+	h, err := s.use("shutdown")
 	if err != nil {
 		return err
+	}
+	if tc, ok := s.conn.(*net.TCPConn); ok {
+		if how == abi.ValShutdownWrite {
+			err = tc.CloseWrite()
+		} else {
+			err = tc.CloseRead()
+		}
+		return netError("shutdown", err)
 	}
 	if rc := sysNetShutdown(h, how); rc != abi.ErrOk {
 		return hostError("shutdown", rc)
@@ -600,33 +818,46 @@ func (u *UDPConn) sock() *socket {
 	return u.s
 }
 
-// addrBuf receives the sender's address of a datagram (47 bytes suffice).
-var addrBuf [128]byte
-
 // ReadFrom waits for one datagram (until the read deadline) and copies up
 // to len(b) bytes of it into b (the rest of a longer datagram is lost); it
-// returns the count and the sender's address, a *net.UDPAddr. It
-// suspends the whole process while it waits.
+// returns the count and the sender's address, a *net.UDPAddr. It parks
+// only the calling goroutine while it waits.
 func (u *UDPConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	s := u.sock()
 	h, err := s.use("udp_recv_from")
 	if err != nil {
 		return 0, nil, err
 	}
-	timeout, err := deadlineTimeout("udp_recv_from", s.readDeadline)
-	if err != nil {
-		return 0, nil, err
-	}
 	if len(b) > maxIO {
 		b = b[:maxIO]
 	}
-	rc := sysNetUDPRecvFrom(h, bytesPtr(b), int32(len(b)), timeout, unsafe.Pointer(&outCount),
-		unsafe.Pointer(&addrBuf[0]), int32(len(addrBuf)), unsafe.Pointer(&outLen))
+	// Go's net package cannot read a datagram's sender on wasip1, so the
+	// VM's call reads, without waiting; Go's netpoller waits.
+	gc, err := s.goConn("udp_recv_from")
+	if err != nil {
+		return 0, nil, err
+	}
+	raw, err := gc.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		return 0, nil, netError("udp_recv_from", err)
+	}
+	var rc int32
+	var n uint32
+	var from [128]byte
+	var fromLen uint32
+	err = raw.Read(func(uintptr) bool {
+		rc = sysNetUDPRecvFrom(h, bytesPtr(b), int32(len(b)), 0, unsafe.Pointer(&n),
+			unsafe.Pointer(&from[0]), int32(len(from)), unsafe.Pointer(&fromLen))
+		return rc != abi.ErrTimeout
+	})
+	if err != nil {
+		return 0, nil, netError("udp_recv_from", err)
+	}
 	if rc != abi.ErrOk {
 		return 0, nil, hostError("udp_recv_from", rc)
 	}
-	text := string(addrBuf[:min(int(outLen), len(addrBuf))])
-	return int(outCount), parseAddr("udp", text), nil
+	text := string(from[:min(int(fromLen), len(from))])
+	return int(n), parseAddr("udp", text), nil
 }
 
 // WriteTo sends b as one datagram to addr, "HOST:PORT" (a host name is

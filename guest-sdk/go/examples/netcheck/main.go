@@ -2,7 +2,7 @@
 // Troupe VM: TCP and UDP over the loopback, deadlines, EOF, moving sockets
 // to other processes (in a message, as a spawn argument, to a dead process,
 // with a message that fails to encode), WithNet, LookupHost, and that a
-// blocking socket call suspends the whole process. It prints
+// goroutine waiting on a socket lets the others run. It prints
 // "netcheck: NAME: ok" per check and ends with "netcheck: all ok" (exit 0),
 // or names what failed (exit 1).
 //
@@ -215,7 +215,7 @@ func root() {
 		return expect(n == 0 && err == io.EOF, "read after EOF: %d, %v", n, err)
 	}())
 
-	check("read deadline, and the whole process waits", func() error {
+	check("read deadline, and the other goroutines run meanwhile", func() error {
 		c, err := troupe.DialTCP(addr.String())
 		if err != nil {
 			return err
@@ -248,8 +248,8 @@ func root() {
 		if took < 180*time.Millisecond || took > 2*time.Second {
 			return fmt.Errorf("timed out after %v", took)
 		}
-		if during > 1 {
-			return fmt.Errorf("another goroutine ticked %d times during the read", during)
+		if during < 5 { // 40 ticks of 5 ms fit in 200 ms
+			return fmt.Errorf("another goroutine ticked %d times during the read: the read stopped the process", during)
 		}
 		start = time.Now()
 		_, err = c.Read(make([]byte, 8)) // the deadline has passed: at once

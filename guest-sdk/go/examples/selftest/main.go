@@ -299,7 +299,7 @@ func main() {
 		return errors.Join(err, expect(n == 10, "twice 5 = %d", n))
 	}())
 
-	check("goroutines wait while a goroutine waits in Receive", func() error {
+	check("goroutines run while a goroutine waits in Receive", func() error {
 		ticks := 0
 		stop := make(chan struct{})
 		go func() {
@@ -315,11 +315,34 @@ func main() {
 		}()
 		time.Sleep(20 * time.Millisecond) // the ticker runs during Go's own sleep
 		before := ticks
+		start := time.Now()
 		var x uint64
-		troupe.ReceiveTimeout(&x, 100*time.Millisecond) // ... but not during this
-		during := ticks - before
+		_, err := troupe.ReceiveTimeout(&x, 100*time.Millisecond) // ... and during this
+		took, during := time.Since(start), ticks-before
 		close(stop)
-		return expect(before > 0 && during <= 1, "ticks before %d, during the receive %d", before, during)
+		if !errors.Is(err, troupe.ErrTimeout) || took < 90*time.Millisecond {
+			return fmt.Errorf("ReceiveTimeout(100ms): %v after %v", err, took)
+		}
+		return expect(before > 0 && during >= 10, "ticks before %d, during the receive %d", before, during)
+	}())
+
+	check("a goroutine in Receive gets a message another goroutine sends", func() error {
+		got := make(chan uint64, 1)
+		go func() {
+			var x uint64
+			troupe.ReceiveTimeout(&x, 5*time.Second)
+			got <- x
+		}()
+		time.Sleep(10 * time.Millisecond) // the receiver waits
+		if err := troupe.Self().Send(uint64(42)); err != nil {
+			return err
+		}
+		select {
+		case x := <-got:
+			return expect(x == 42, "received %d", x)
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("the receiving goroutine did not wake")
+		}
 	}())
 
 	check("other processes run while this one sleeps", func() error {
