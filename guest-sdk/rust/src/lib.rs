@@ -109,6 +109,8 @@
 // functions of `host` (the only caller of `sys`).
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
+#[cfg(feature = "tokio")]
+mod async_mailbox;
 mod error;
 mod host;
 mod message;
@@ -122,6 +124,8 @@ mod supervisor;
 pub mod sys;
 mod timer;
 
+#[cfg(feature = "tokio")]
+pub use async_mailbox::AsyncMailbox;
 pub use error::{LoadError, ReceiveError, RequestError, SendError, SpawnError};
 pub use message::{decode, encode, receive_matching, receive_tagged, send_tagged, RawMessage};
 pub use process::{self_pid, sleep, this_process, Envelope, Mailbox, Pid, Process, Reply};
