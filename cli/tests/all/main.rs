@@ -12,6 +12,7 @@ mod cli;
 mod go;
 mod net;
 mod sandbox;
+mod services;
 
 /// The helpers of `troupe-test-support`, and running the binary.
 mod common {

@@ -53,19 +53,34 @@ fn guest_checks(name: &str, flags: &[&str], args: &[&str], expected: &[&str]) ->
 
 /// A `troupe run` in the background, whose stdout lines the test can wait
 /// for.
-struct Running {
+pub(crate) struct Running {
     child: Child,
     lines: Receiver<String>,
     stdout: Arc<Mutex<String>>,
-    stderr: JoinHandle<String>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Drop for Running {
+    /// A VM the test did not finish is killed (it is this test's child).
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Running {
     fn start(flags: &[&str], name: &str, args: &[&str]) -> Running {
+        Running::start_module(flags, &guest(name), args)
+    }
+
+    /// `troupe run FLAGS MODULE ARGS`.
+    pub(crate) fn start_module(flags: &[&str], module: &std::path::Path, args: &[&str]) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_troupe"))
             .arg("run")
             .args(flags)
-            .arg(guest(name))
+            .arg(module)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -93,12 +108,12 @@ impl Running {
             child,
             lines,
             stdout,
-            stderr,
+            stderr: Some(stderr),
         }
     }
 
     /// Waits for a stdout line starting with `prefix`; returns the rest.
-    fn wait_line(&mut self, prefix: &str) -> String {
+    pub(crate) fn wait_line(&mut self, prefix: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -122,7 +137,7 @@ impl Running {
 
     /// Waits for the VM to end (killing it after `WAIT`); its status, stdout
     /// and stderr.
-    fn finish(mut self) -> (ExitStatus, String, String) {
+    pub(crate) fn finish(mut self) -> (ExitStatus, String, String) {
         let deadline = Instant::now() + WAIT;
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -138,7 +153,7 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let stderr = self.stderr.join().unwrap();
+        let stderr = self.stderr.take().unwrap().join().unwrap();
         // The stdout thread ends at the end of the pipe, just after exit.
         while self.lines.recv_timeout(WAIT).is_ok() {}
         let stdout = self.stdout.lock().unwrap().clone();

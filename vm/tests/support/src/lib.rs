@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+pub mod servers;
+
 use troupe_vm::{ExitReason, Output as Stdio, RootOptions, Vm, VmConfig};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -164,11 +166,13 @@ fn go_toolchain() -> PathBuf {
 }
 
 /// The path of a built Go guest: an example (`go-hello`, `go-ping-pong`,
-/// `go-workers`, `mixed`), the Go SDK's `selftest`, or the Go SDK's unit
-/// tests compiled for wasm (`sdk-tests-troupe`, `sdk-tests-bincode`,
+/// `go-workers`, `mixed`, `go-echo`, `go-db`, `orders-go`), the Go SDK's
+/// `selftest`, `netcheck` or `httpcheck`, or the Go SDK's unit tests
+/// compiled for wasm (`sdk-tests-troupe`, `sdk-tests-bincode`,
 /// `sdk-tests-abi`), all built once per test binary with `GOOS=wasip1
 /// GOARCH=wasm` into the cargo target dir's tmp folder (`go-guests`), with
-/// only the standard library (no module proxy).
+/// no module proxy: the standard library, and for `go-db` and `orders-go`
+/// Debian's lib/pq and redigo.
 pub fn go_guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let out = target_dir().join("tmp/go-guests");
@@ -195,13 +199,39 @@ pub fn go_guest(name: &str) -> PathBuf {
             ("go-echo", root.join("examples/go-echo"), "build", "."),
             ("selftest", sdk.clone(), "build", "./examples/selftest"),
             ("netcheck", sdk.clone(), "build", "./examples/netcheck"),
+            ("httpcheck", sdk.clone(), "build", "./examples/httpcheck"),
             ("sdk-tests-troupe", sdk.clone(), "test", "."),
             ("sdk-tests-bincode", sdk.clone(), "test", "./bincode"),
             ("sdk-tests-abi", sdk.clone(), "test", "./abi"),
         ];
-        for (name, dir, command, package) in builds {
+        // Guests that use Debian's Go libraries (lib/pq, redigo), built with
+        // the SDK's overlay for those that need one (guest-sdk/go/compat).
+        let overlay = out.join("overlay.json");
+        let with_libraries = [
+            ("go-db", root.join("examples/go-db"), "build", "."),
+            ("orders-go", root.join("examples/orders/go"), "build", "."),
+        ];
+        std::fs::create_dir_all(&out).unwrap();
+        let printed = Command::new("bash")
+            .arg(sdk.join("compat/overlay.sh"))
+            .output()
+            .expect("run guest-sdk/go/compat/overlay.sh");
+        assert!(printed.status.success(), "overlay.sh failed");
+        std::fs::write(&overlay, printed.stdout).unwrap();
+        for (name, dir, command, package) in builds.into_iter().chain(with_libraries.clone()) {
             let mut go_cmd = Command::new(&go);
             go_cmd.arg(command);
+            if with_libraries.iter().any(|(n, ..)| *n == name) {
+                for lib in ["lib/pq", "gomodule/redigo"] {
+                    let path = Path::new("/usr/share/gocode/src/github.com").join(lib);
+                    assert!(
+                        path.exists(),
+                        "{} is missing (Go guest {name} needs it): run scripts/install.sh",
+                        path.display()
+                    );
+                }
+                go_cmd.arg(format!("-overlay={}", overlay.display()));
+            }
             if command == "test" {
                 go_cmd.arg("-c"); // compile the test binary, do not run it
             }
