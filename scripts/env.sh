@@ -89,6 +89,26 @@ install_go() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -t bookworm-backports golang-1.23-go
 }
 
+# The services tests (cli/tests/all/services.rs, examples/orders) start
+# real servers on loopback: Postgres, Redis and nginx, from Debian; their Go
+# guests use Debian's lib/pq and redigo (no module proxy is reachable).
+install_service_deps() {
+  local missing=()
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v nginx >/dev/null || missing+=(nginx-light)
+  [ -d /usr/share/gocode/src/github.com/lib/pq ] || missing+=(golang-github-lib-pq-dev)
+  [ -d /usr/share/gocode/src/github.com/gomodule/redigo ] || missing+=(golang-github-gomodule-redigo-dev)
+  [ ${#missing[@]} -eq 0 ] && return
+  if [ "$(id -u)" != 0 ]; then
+    echo "the services tests need ${missing[*]}: apt-get install them as root" >&2
+    return 1
+  fi
+  echo "installing ${missing[*]} (for the services tests)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 # The containerd shim (a workspace member) builds with protoc and libseccomp.
 install_build_deps() {
   local missing=()

@@ -2,8 +2,10 @@
 # Installs what building and testing Troupe needs on a Debian machine with
 # rustup, and does nothing that is already done (a second run takes a few
 # seconds): the wasm32-wasip1 and musl targets, rustfmt and clippy, Go 1.23,
-# the shim's build dependencies (protoc, libseccomp), the container tests'
-# packages (containerd, docker, ...; as root), and vm.max_map_count (as root).
+# the shim's build dependencies (protoc, libseccomp), the services tests'
+# servers (Postgres, Redis, nginx) and Go libraries (lib/pq, redigo), the
+# container tests' packages (containerd, docker, ...; as root), and
+# vm.max_map_count (as root).
 #   bash scripts/install.sh           # everything scripts/test.sh needs
 #   bash scripts/install.sh --minimal # what scripts/setup.sh needs: the wasm
 #                                     # target, Go and the build dependencies
@@ -30,6 +32,9 @@ fi
 install_go
 raise_map_count
 install_build_deps
+if [ "${1:-}" != --minimal ]; then
+  install_service_deps
+fi
 if [ "${1:-}" != --minimal ] && [ "${1:-}" != --no-containers ]; then
   # The container tests: containerd, docker.io, docker-compose, the grpc
   # client's packages and the musl target (only what is missing).

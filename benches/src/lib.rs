@@ -109,3 +109,28 @@ pub fn human(x: f64) -> String {
     };
     format!("{v:.digits$}{suffix}")
 }
+
+/// The median (the mean of the middle two for an even count); NaN for none.
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// `87 us`, `1.25 ms`; `-` for NaN (not measured).
+pub fn fmt_us(us: f64) -> String {
+    if us.is_nan() {
+        "-".to_string()
+    } else if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.0} us")
+    }
+}

@@ -22,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde::Serialize;
 use serde_json::Value;
-use troupe_benches::{human, now_utc, run_with_timeout};
+use troupe_benches::{fmt_us, human, median, now_utc, run_with_timeout};
 
 #[derive(Parser, Debug)]
 #[command(about = "kv benchmark: the kv-server example on Troupe vs the same service in tokio")]
@@ -478,19 +478,6 @@ fn command(cli: &Cli, program: &Path) -> Command {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn cell(runs: &[Run], conns: usize, system: &str) -> Cell {
     let mine: Vec<&Run> = runs
         .iter()
@@ -602,17 +589,6 @@ fn markdown(r: &Report) -> String {
         }
     }
     s
-}
-
-/// `87 us`, `1.25 ms`.
-fn fmt_us(us: f64) -> String {
-    if us.is_nan() {
-        "-".to_string()
-    } else if us >= 1000.0 {
-        format!("{:.2} ms", us / 1000.0)
-    } else {
-        format!("{us:.0} us")
-    }
 }
 
 fn tail(s: &str) -> String {
