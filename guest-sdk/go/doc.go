@@ -105,6 +105,14 @@
 //
 // WithNet narrows a child's permission.
 //
+// # Servers and supervisors
+//
+// Server (with Serve, StartServer and ServerRef) is Erlang/OTP's gen_server
+// and Supervisor (SupervisorSpec, ChildSpec, StartSupervisor, Supervise,
+// SupervisorRef) its supervisor, with the Rust SDK's semantics and wire
+// format; each is a role of the module, whose branch of main calls Serve
+// or Supervise. See server.go and supervisor.go.
+//
 // # Ending
 //
 // A process ends when its main returns (reason normal) or calls os.Exit (a

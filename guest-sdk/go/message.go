@@ -3,6 +3,7 @@ package troupe
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -167,9 +168,100 @@ func receive(tags []uint64, timeout time.Duration) (tag uint64, from Pid, buf []
 	}
 }
 
+// The stash: messages a selective receive on a condition (receiveMatching:
+// a call waiting for its reply or its server's DOWN, a supervisor waiting
+// for a child) took from the mailbox and did not want. They are older than
+// anything still in the VM's mailbox, so every receive looks here first and
+// the order of messages is kept (the Rust SDK's stash, Erlang's save queue).
+var stash struct {
+	mu   sync.Mutex
+	msgs []Message
+}
+
+// takeStashed removes and returns the oldest stashed message that pick
+// accepts.
+func takeStashed(pick func(*Message) bool) (Message, bool) {
+	stash.mu.Lock()
+	defer stash.mu.Unlock()
+	for i := range stash.msgs {
+		if pick(&stash.msgs[i]) {
+			m := stash.msgs[i]
+			stash.msgs = append(stash.msgs[:i], stash.msgs[i+1:]...)
+			return m, true
+		}
+	}
+	return Message{}, false
+}
+
+func hasTag(tags []uint64, tag uint64) bool {
+	if len(tags) == 0 {
+		return true
+	}
+	for _, t := range tags {
+		if t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// receiveMatching takes the oldest message that pick accepts, waiting at
+// most timeout (Forever: no limit); the messages it passes over are
+// stashed, in order, for the receives that want them. Like receive, it
+// parks only the calling goroutine.
+func receiveMatching(timeout time.Duration, pick func(*Message) bool) (Message, bool) {
+	if m, ok := takeStashed(pick); ok {
+		return m, true
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		// Everything the VM holds, oldest first, until one is wanted.
+		for {
+			tag, from, buf, n, ok, _ := tryReceiveVM(nil)
+			if !ok {
+				break
+			}
+			m := Message{Tag: tag, From: from, Data: append([]byte(nil), buf[:n]...)}
+			releaseBuffer(buf)
+			if pick(&m) {
+				return m, true
+			}
+			stash.mu.Lock()
+			stash.msgs = append(stash.msgs, m)
+			stash.mu.Unlock()
+		}
+		if timeout == 0 {
+			return Message{}, false
+		}
+		if timeout > 0 && timer == nil {
+			timer = time.NewTimer(timeout)
+		}
+		if !waitArrival(timer) {
+			timeout = 0 // a last look, for a message that came just now
+		}
+	}
+}
+
 // tryReceive is receive without waiting; waiting is set if nothing
 // matched (the VM then arms the mailbox's descriptor).
 func tryReceive(tags []uint64) (tag uint64, from Pid, buf []byte, n int, ok, waiting bool) {
+	// Unlocked: a Go process runs on one thread and nothing between here
+	// and the VM's receive lets another goroutine run (takeStashed locks).
+	if len(stash.msgs) > 0 {
+		if m, found := takeStashed(func(m *Message) bool { return hasTag(tags, m.Tag) }); found {
+			return m.Tag, m.From, m.Data, len(m.Data), true, false
+		}
+	}
+	return tryReceiveVM(tags)
+}
+
+// tryReceiveVM is tryReceive from the VM's mailbox alone.
+func tryReceiveVM(tags []uint64) (tag uint64, from Pid, buf []byte, n int, ok, waiting bool) {
 	buf = recvBuf
 	recvBuf = nil
 	if len(buf) < initialBuffer {

@@ -129,7 +129,19 @@ func Monitor(p Pid) MonitorRef {
 
 // Demonitor stops a monitor and removes its EventDown if one is already
 // queued. False if this process held no such monitor.
-func Demonitor(ref MonitorRef) bool { return sysDemonitor(int64(ref)) == abi.ErrOk }
+func Demonitor(ref MonitorRef) bool {
+	ok := sysDemonitor(int64(ref)) == abi.ErrOk
+	// A DOWN a selective receive passed over is in the stash, not the VM:
+	// it is flushed too, as a DOWN still queued in the VM is.
+	_, stashed := takeStashed(func(m *Message) bool { return isDownOf(m, ref) })
+	return ok || stashed
+}
+
+// isDownOf reports whether m is the DOWN of monitor ref.
+func isDownOf(m *Message, ref MonitorRef) bool {
+	return m.Tag == abi.TagDown && len(m.Data) >= 8 &&
+		MonitorRef(binary.LittleEndian.Uint64(m.Data)) == ref
+}
 
 // TrapExit turns exit trapping on or off and returns the previous setting.
 // A process that traps exits gets EventExit messages instead of ending with

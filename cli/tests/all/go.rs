@@ -127,6 +127,33 @@ fn go_sdk_selftest_passes_against_the_vm() {
     assert!(text(&out.stderr).contains("this child panics on purpose"));
 }
 
+/// The Go SDK's Server and Supervisor (examples/otpcheck): gen_server's
+/// calls, casts, infos, stop and terminate; the three restart strategies,
+/// restart policies, intensity, reverse-order shutdown, dynamic children
+/// and a supervision tree, on one scheduler thread and on two.
+#[test]
+fn go_servers_and_supervisors_behave_as_otps() {
+    for threads in ["1", "2"] {
+        let out = troupe(&[
+            "run",
+            "--threads",
+            threads,
+            go_guest("otpcheck").to_str().unwrap(),
+        ]);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("otpcheck: all ok"),
+            "--threads {threads}\nstdout:\n{stdout}\nstderr:\n{}",
+            text(&out.stderr)
+        );
+        assert!(!stdout.contains("FAILED"), "{stdout}");
+        // 21 checks, each one line.
+        assert_eq!(stdout.matches(": ok\n").count(), 21, "{stdout}");
+        // The supervisor that gave up said why.
+        assert!(text(&out.stderr).contains("more than 2 restarts"));
+    }
+}
+
 /// The Go SDK's unit tests compiled for wasm and run as Troupe processes:
 /// the bincode codec (with its reflection and interface writes) and the
 /// checks against the Rust ABI, SPEC.md and the shared vectors, on the

@@ -1,7 +1,7 @@
 // Command orders is the orders service of examples/orders: a JSON HTTP API
 // on net/http, Postgres behind it through database/sql and lib/pq, in a
-// Troupe process; a root process supervises it (restarts it when it
-// fails, up to a limit).
+// Troupe process, under the SDK's Supervisor (restarted when it fails, up
+// to a limit).
 //
 //	troupe run --allow-net=0.0.0.0:8080,127.0.0.1:5432 orders.wasm
 //
@@ -42,44 +42,33 @@ func env(name, fallback string) string {
 }
 
 func main() {
-	if troupe.Role() == "api" {
+	switch troupe.Role() {
+	case "api":
 		api()
 		return
+	case "sup":
+		troupe.Supervise()
 	}
 	supervise()
 }
 
-// supervise starts the api process and starts it again each time it
-// fails, at most 5 times in 10 seconds (then it gives up and fails too,
-// as an OTP supervisor does).
+// supervise starts the supervisor of the api process (the SDK's
+// Supervisor, OTP's one_for_one: the api process is restarted each time it
+// fails, at most 5 times in 10 seconds; one more and the supervisor gives
+// up) and waits until it ends.
 func supervise() {
-	troupe.TrapExit(true)
-	var restarts []time.Time
-	for {
-		pid, err := troupe.SpawnSelf("api", struct{}{}, troupe.WithLink())
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "orders: cannot start the api process:", err)
-			os.Exit(1)
-		}
-		for {
-			ev, err := troupe.ReceiveEvent(nil, troupe.Forever)
-			if err != nil || ev.Kind != troupe.EventExit || ev.From != pid {
-				continue
-			}
-			fmt.Fprintf(os.Stderr, "orders: the api process %v ended: %v\n", pid, ev.Reason)
-			break
-		}
-		now := time.Now()
-		restarts = append(restarts, now)
-		for len(restarts) > 0 && now.Sub(restarts[0]) > 10*time.Second {
-			restarts = restarts[1:]
-		}
-		if len(restarts) > 5 {
-			fmt.Fprintln(os.Stderr, "orders: the api process failed 6 times in 10 s: giving up")
-			os.Exit(1)
-		}
-		time.Sleep(100 * time.Millisecond)
+	sup, err := troupe.StartSupervisor("sup", troupe.SupervisorSpec{
+		Strategy: troupe.OneForOne, Intensity: 5, Period: 10 * time.Second,
+		Children: []troupe.ChildSpec{troupe.WorkerChild("api", "api", nil)},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "orders: cannot start the api process:", err)
+		os.Exit(1)
 	}
+	troupe.Monitor(sup.Pid)
+	ev, _ := troupe.ReceiveDown(troupe.Forever)
+	fmt.Fprintf(os.Stderr, "orders: the supervisor ended (%v): giving up\n", ev.Reason)
+	os.Exit(1)
 }
 
 // Order is one order, as the API shows it.

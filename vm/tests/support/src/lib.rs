@@ -200,6 +200,7 @@ pub fn go_guest(name: &str) -> PathBuf {
             ("selftest", sdk.clone(), "build", "./examples/selftest"),
             ("netcheck", sdk.clone(), "build", "./examples/netcheck"),
             ("httpcheck", sdk.clone(), "build", "./examples/httpcheck"),
+            ("otpcheck", sdk.clone(), "build", "./examples/otpcheck"),
             ("sdk-tests-troupe", sdk.clone(), "test", "."),
             ("sdk-tests-bincode", sdk.clone(), "test", "./bincode"),
             ("sdk-tests-abi", sdk.clone(), "test", "./abi"),
